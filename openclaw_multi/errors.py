@@ -1,0 +1,74 @@
+"""One root exception for everything openclaw-multi raises on purpose.
+
+The tree::
+
+    OpenClawError
+    ├── UsageError              bad input from a person: a name, a port, a flag combination
+    ├── ConfigError             a config file that cannot be read or makes no sense
+    ├── ProfileConflictError    "do not restart me": lock held, port taken, overlapping block
+    │   ├── LockHeldError
+    │   └── PortInUseError
+    ├── GatewayError            talking to a gateway failed
+    │   ├── GatewayUnreachable  no answer (refused, timed out, closed early)
+    │   └── GatewayCallFailed   the gateway answered ok:false (carries the wire error)
+    └── SupervisorError         talking to or running the supervisor failed
+
+Exit codes are not decided here: ``cli/`` maps each class to one, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OpenClawError(Exception):
+    """Root of every deliberate error. ``str(err)`` is a one-line message for a person."""
+
+
+class UsageError(OpenClawError):
+    """A person gave input we cannot use (profile name, port, conflicting flags)."""
+
+
+class ConfigError(OpenClawError):
+    """A config file is unreadable, malformed, or describes something we refuse to run."""
+
+
+class ProfileConflictError(OpenClawError):
+    """Another process owns what this profile needs; restarting will not help (exit 78)."""
+
+
+class LockHeldError(ProfileConflictError):
+    """Another live gateway holds this profile's lock."""
+
+
+class PortInUseError(ProfileConflictError):
+    """The profile's port is taken by another process."""
+
+
+class GatewayError(OpenClawError):
+    """Talking to a gateway failed."""
+
+
+class GatewayUnreachable(GatewayError):
+    """The gateway could not be reached or closed the connection before answering."""
+
+
+class GatewayCallFailed(GatewayError):
+    """The gateway answered a request with ``ok:false``."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: Any = None,
+        close_code: int | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details
+        self.close_code = close_code
+
+
+class SupervisorError(OpenClawError):
+    """The supervisor could not be reached, started, or refused a command."""
