@@ -1,0 +1,193 @@
+"""A profile's config file (``openclaw.json``, JSON5): the gateway keys we honour.
+
+OpenClaw configs carry many other sections (agents, channels, ...); unknown keys are
+ignored, never rejected, so one file serves both. Loading never writes the file: a config
+that fails to parse stays byte-for-byte as the person left it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import json5
+import msgspec
+
+from openclaw_multi.errors import ConfigError
+
+from .atomic import write_file_atomic
+
+__all__ = [
+    "BindMode",
+    "GatewayAuth",
+    "GatewayMode",
+    "GatewayRemote",
+    "GatewaySection",
+    "GatewayTls",
+    "ProfileConfig",
+    "load_config",
+    "load_raw_config",
+    "save_config_atomic",
+]
+
+BindMode = Literal["loopback", "lan", "tailnet", "auto", "custom"]
+GatewayMode = Literal["local", "remote"]
+
+
+class GatewayAuth(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.auth``: how clients prove who they are.
+
+    ``mode`` stays a plain string (OpenClaw knows ``none``, ``token``, ``password``,
+    ``trusted-proxy``) so a newer mode is judged by the gateway, not refused at load.
+    """
+
+    mode: str | None = None
+    token: str | None = None
+    password: str | None = None
+    allow_tailscale: bool = False
+
+
+class GatewayRemote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.remote``: the gateway to talk to when ``gateway.mode`` is ``remote``."""
+
+    url: str | None = None
+    token: str | None = None
+    password: str | None = None
+    tls_fingerprint: str | None = None
+
+
+class GatewayTls(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.tls``: serving TLS on the gateway port."""
+
+    enabled: bool = False
+    cert_path: str | None = None
+    key_path: str | None = None
+    auto_generate: bool = True
+
+
+class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway``: port, bind, auth, mode and TLS of a profile's gateway.
+
+    ``port`` is not range-checked here; :func:`~openclaw_multi.profiles.ports.resolve_port`
+    does that, so the message is the same wherever a port comes from.
+    """
+
+    port: int | None = None
+    bind: BindMode = "loopback"
+    custom_bind_host: str | None = None
+    auth: GatewayAuth = msgspec.field(default_factory=GatewayAuth)
+    mode: GatewayMode = "local"
+    remote: GatewayRemote = msgspec.field(default_factory=GatewayRemote)
+    tls: GatewayTls = msgspec.field(default_factory=GatewayTls)
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+
+
+class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The parts of ``openclaw.json`` this project reads."""
+
+    gateway: GatewaySection = msgspec.field(default_factory=GatewaySection)
+
+
+# json5 reports errors as '<string>:LINE MESSAGE at column COL'.
+_JSON5_ERROR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$", re.DOTALL)
+
+
+def _one_line(text: str) -> str:
+    # A message quoting a raw newline or tab would break the one-line error.
+    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        head = raw[: err.start].decode("utf-8-sig", errors="replace")
+        line, col = _position(head, len(head))
+        raise ConfigError(f"{path}:{line}:{col}: invalid UTF-8") from None
+
+
+def _parse(path: Path, text: str) -> Any:
+    try:
+        return json5.loads(text)
+    except ValueError as err:
+        message = str(err)
+        match = _JSON5_ERROR.match(message)
+        if match:
+            line, problem, col = match.group(1), match.group(2), match.group(3)
+            raise ConfigError(f"{path}:{line}:{col}: {_one_line(problem)}") from None
+        # e.g. an empty file: json5 gives no position, so point at the start.
+        raise ConfigError(f"{path}:1:1: {_one_line(message)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}:1:1: nested too deeply") from None
+
+
+def load_raw_config(path: Path) -> dict[str, Any]:
+    """Read a JSON5 config file as plain data, for commands that edit and save it.
+
+    Args:
+        path: The config file.
+
+    Returns:
+        The top-level object; ``{}`` if the file does not exist.
+
+    Raises:
+        ConfigError: Unreadable, not UTF-8, malformed (message names ``file:line:col``),
+            or the top level is not an object.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror or err}") from None
+    data = _parse(path, _decode(path, raw))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: the config must be an object ({{...}})")
+    return data
+
+
+def load_config(path: Path) -> ProfileConfig:
+    """Load and check a profile's config. Never writes the file.
+
+    Args:
+        path: The config file (JSON5: comments and trailing commas allowed).
+
+    Returns:
+        The typed config; all defaults if the file does not exist.
+
+    Raises:
+        ConfigError: As :func:`load_raw_config`, or a key has the wrong type; the message
+            names the file and the key path (``$.gateway.port``).
+    """
+    data = load_raw_config(path)
+    try:
+        return msgspec.convert(data, ProfileConfig)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"{path}: {_one_line(str(err))}") from None
+
+
+def save_config_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write a config as JSON (2-space indent), atomically, mode 0600.
+
+    Comments in the old file are not kept: JSON5 has no round-trip writer. The parent
+    directory is created (0700) if missing.
+
+    Args:
+        path: The config file.
+        data: The whole config (as from :func:`load_raw_config`, edited).
+
+    Raises:
+        OSError: The file cannot be written.
+        TypeError: ``data`` holds something JSON cannot encode.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_file_atomic(path, text.encode("utf-8"))
