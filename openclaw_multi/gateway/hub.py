@@ -1,0 +1,398 @@
+"""The gateway's shared state: who is connected, presence, health, ticks, broadcasts.
+
+One :class:`Gateway` per process. Connections report to it (opened, connected, closed);
+it owns the method table, the cached health and heartbeat payloads (encoded once, reused by
+every request until they change), the per-peer limits, and the graceful drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..profiles.names import display_name
+from ..protocol import PROTOCOL_VERSION, codes, limits, scopes
+from ..protocol.connect import (
+    Features,
+    HelloAuth,
+    HelloOk,
+    Policy,
+    ServerInfo,
+    Snapshot,
+)
+from ..protocol.frames import StateVersion, encoder
+from ..protocol.handshake import Accepted, Phase
+from . import device, page
+from .connection import Connection
+from .methods import Method, MethodError, NoParams
+from .ws import WsPeer
+
+if TYPE_CHECKING:
+    from .settings import GatewaySettings
+
+_LOG = logging.getLogger("openclaw.gateway")
+EVENTS = ("connect.challenge", "tick", "health", "presence", "shutdown")
+
+
+class HealthParams(msgspec.Struct, frozen=True):
+    probe: bool = False
+
+
+class PresenceEntry(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """One row of ``system-presence``: a connected client, or the gateway itself."""
+
+    instance_id: str
+    mode: str
+    reason: str
+    ts: int
+    host: str | None = None
+    ip: str | None = None
+    version: str | None = None
+    platform: str | None = None
+    device_family: str | None = None
+    model_identifier: str | None = None
+    client_id: str | None = None
+    display_name: str | None = None
+    roles: list[str] = []
+    scopes: list[str] = []
+
+
+class Gateway:
+    """Process-wide gateway state and the core methods."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self._started_mono = time.monotonic()
+        self.ready = False
+        self.draining = False
+        self.port = settings.port
+        self.hostname = socket.gethostname()
+        self.instance_id = os.urandom(8).hex()
+        self.throttle = limits.FailedAuthThrottle()
+        self.sockets: set[Connection] = set()
+        self.clients: set[Connection] = set()
+        self._pending_by_ip: Counter[str] = Counter()
+        self.presence_version = 1
+        self.health_version = 1
+        self._health: msgspec.Raw | None = None
+        self._health_checks: dict[str, Any] = {}
+        self._last_tick_ms = int(self.started_at * 1000)
+        self._heartbeat: msgspec.Raw = self._encode_heartbeat()
+        self._page: bytes | None = None
+        self.max_frame_size = settings.max_payload
+        self.methods: dict[str, Method] = {
+            "health": Method(self._health_method, None, HealthParams),
+            "status": Method(self._status_method, scopes.READ),
+            "system-presence": Method(self._presence_method, scopes.READ),
+            "last-heartbeat": Method(self._last_heartbeat_method, scopes.READ),
+            "gateway.identity.get": Method(self._identity_method, scopes.READ),
+        }
+        self.features = Features(methods=sorted(self.methods), events=list(EVENTS))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def uptime_ms(self) -> int:
+        return int((time.monotonic() - self._started_mono) * 1000)
+
+    def mark_ready(self) -> None:
+        self.ready = True
+        self.refresh_health(probe=True)
+
+    async def run_ticks(self) -> None:
+        """Send ``tick`` to every client each tick interval and keep health fresh."""
+        interval = self.settings.tick_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._last_tick_ms = int(time.time() * 1000)
+            self._heartbeat = self._encode_heartbeat()
+            self.broadcast("tick", msgspec.Raw(b'{"ts":%d}' % self._last_tick_ms))
+            self.refresh_health(probe=True)
+
+    def drain(self, reason: str, restart_expected_ms: int | None = None) -> None:
+        """Stop accepting connects, tell every client why, and close them with 1012."""
+        self.ready = False
+        self.draining = True
+        payload: dict[str, Any] = {"reason": reason}
+        if restart_expected_ms is not None:
+            payload["restartExpectedMs"] = restart_expected_ms
+        for conn in list(self.sockets):
+            if conn.phase is Phase.CONNECTED:
+                conn.send_event("shutdown", payload)
+            conn.close(codes.CLOSE_SERVICE_RESTART, "gateway shutting down")
+
+    # -- connection bookkeeping ------------------------------------------------------------------
+    def admit_websocket(self, transport: asyncio.Transport) -> WsPeer | None:
+        """A peer for an upgrade request, or None when this address has too many pending."""
+        peer_addr = transport.get_extra_info("peername")
+        ip = str(peer_addr[0]) if peer_addr else "unknown"
+        if self._pending_by_ip[ip] >= limits.MAX_UNAUTHENTICATED_PER_PEER:
+            _LOG.warning("refusing upgrade from %s: too many unauthenticated sockets", ip)
+            return None
+        return WsPeer(lambda ws: Connection(self, ws, ip), limits.PRE_CONNECT_MAX_FRAME)
+
+    def socket_opened(self, conn: Connection) -> None:
+        self.sockets.add(conn)
+        self._pending_by_ip[conn.ip] += 1
+
+    def client_connected(self, conn: Connection) -> None:
+        self._release_pending(conn.ip)
+        self.clients.add(conn)
+        self._presence_changed()
+
+    def socket_closed(self, conn: Connection) -> None:
+        self.sockets.discard(conn)
+        if conn in self.clients:
+            self.clients.discard(conn)
+            self._presence_changed()
+        else:
+            self._release_pending(conn.ip)
+
+    def pending_count(self) -> int:
+        return sum(self._pending_by_ip.values())
+
+    def _release_pending(self, ip: str) -> None:
+        left = self._pending_by_ip[ip] - 1
+        if left > 0:
+            self._pending_by_ip[ip] = left
+        else:
+            del self._pending_by_ip[ip]
+
+    # -- broadcasts ------------------------------------------------------------------------------
+    def broadcast(self, event: str, payload: Any, *, versioned: bool = False) -> None:
+        """Send an event to every connected client; drop clients that stopped reading."""
+        state_version = self.state_version() if versioned else msgspec.UNSET
+        limit = self.settings.max_buffered_bytes
+        for conn in list(self.clients):
+            if conn.peer.buffered_bytes() > limit:
+                conn.close(codes.CLOSE_POLICY_VIOLATION, "slow consumer")
+                continue
+            conn.send_event(event, payload, state_version)
+
+    def state_version(self) -> StateVersion:
+        return StateVersion(presence=self.presence_version, health=self.health_version)
+
+    def _presence_changed(self) -> None:
+        self.presence_version += 1
+        self._health = None  # connection counts changed
+        if not self.draining:
+            self.broadcast("presence", {"presence": self.presence()}, versioned=True)
+
+    # -- payloads ----------------------------------------------------------------------------------
+    def hello(self, conn: Connection, accepted: Accepted) -> HelloOk:
+        operator = accepted.role == "operator" and conn.mode != "probe"
+        settings = self.settings
+        return HelloOk(
+            protocol=accepted.protocol,
+            server=ServerInfo(
+                version=settings.version,
+                conn_id=conn.conn_id,
+                host=self.hostname,
+                profile=settings.paths.display_name,
+            ),
+            features=self.features,
+            snapshot=Snapshot(
+                presence=self.presence() if operator else [],
+                health=self.health_payload(),
+                state_version=self.state_version(),
+                uptime_ms=self.uptime_ms,
+                config_path=str(settings.paths.config_path) if operator else msgspec.UNSET,
+                state_dir=str(settings.paths.state_dir) if operator else msgspec.UNSET,
+                auth_mode=settings.auth.mode,
+            ),
+            auth=HelloAuth(
+                role=accepted.role, scopes=sorted(accepted.scopes), method=accepted.method
+            ),
+            policy=Policy(
+                max_payload=settings.max_payload,
+                max_buffered_bytes=settings.max_buffered_bytes,
+                tick_interval_ms=settings.tick_interval_ms,
+            ),
+        )
+
+    def presence(self) -> list[PresenceEntry]:
+        now = int(time.time() * 1000)
+        entries = [
+            PresenceEntry(
+                instance_id=self.instance_id,
+                mode="gateway",
+                reason="self",
+                ts=now,
+                host=self.hostname,
+                version=self.settings.version,
+                platform=sys.platform,
+            )
+        ]
+        for conn in self.clients:
+            params = conn.params
+            assert params is not None
+            client = params.client
+            entries.append(
+                PresenceEntry(
+                    instance_id=client.instance_id or conn.conn_id,
+                    mode=client.mode,
+                    reason="connect",
+                    ts=int(conn.connected_at * 1000),
+                    ip=conn.ip,
+                    version=client.version,
+                    platform=client.platform,
+                    device_family=client.device_family,
+                    model_identifier=client.model_identifier,
+                    client_id=client.id,
+                    display_name=client.display_name,
+                    roles=[conn.role],
+                    scopes=sorted(conn.scopes),
+                )
+            )
+        return entries
+
+    def connection_counts(self) -> dict[str, int]:
+        nodes = sum(1 for c in self.clients if c.role == "node")
+        return {
+            "operators": len(self.clients) - nodes,
+            "nodes": nodes,
+            "pending": self.pending_count(),
+        }
+
+    def refresh_health(self, *, probe: bool) -> msgspec.Raw:
+        """Recompute the health snapshot; ``probe`` also re-runs the checks that touch disk."""
+        started = time.perf_counter()
+        if probe or not self._health_checks:
+            state_dir = self.settings.paths.state_dir
+            self._health_checks = {
+                "stateDirWritable": os.access(state_dir, os.W_OK),
+                "ready": self.ready,
+            }
+        ok = all(self._health_checks.values())
+        snapshot: dict[str, Any] = {
+            "ok": ok,
+            "status": "ok" if ok else "degraded",
+            "ts": int(time.time() * 1000),
+            "durationMs": 0,
+            "profile": self.settings.paths.display_name,
+            "port": self.port,
+            "pid": os.getpid(),
+            "version": self.settings.version,
+            "uptimeMs": self.uptime_ms,
+            "connections": self.connection_counts(),
+            "checks": self._health_checks,
+            "channels": {},
+            "nodes": [],
+        }
+        snapshot["durationMs"] = round((time.perf_counter() - started) * 1000, 3)
+        previous_ok = self._last_health_ok
+        self._health = msgspec.Raw(encoder.encode(snapshot))
+        if previous_ok is not None and previous_ok != ok:
+            self.health_version += 1
+            self.broadcast("health", self._health, versioned=True)
+        self._last_health_ok = ok
+        return self._health
+
+    _last_health_ok: bool | None = None
+
+    def health_payload(self) -> msgspec.Raw:
+        return self._health if self._health is not None else self.refresh_health(probe=False)
+
+    def _encode_heartbeat(self) -> msgspec.Raw:
+        return msgspec.Raw(
+            b'{"ts":%d,"status":"ok","intervalMs":%d}'
+            % (self._last_tick_ms, self.settings.tick_interval_ms)
+        )
+
+    def probe(self, path: str) -> tuple[int, dict[str, Any]]:
+        """The HTTP probe answers of protocol.md's table."""
+        if path in ("/health", "/healthz"):
+            return 200, {"ok": True, "status": "live"}
+        if path in ("/ready", "/readyz"):
+            if self.ready:
+                return 200, {"ready": True, "failing": [], "uptimeMs": self.uptime_ms}
+            return 503, {"ready": False, "failing": ["draining" if self.draining else "starting"]}
+        if self.draining or not self.ready:
+            status = "draining" if self.draining else "starting"
+            return 503, {"ok": False, "status": status}
+        return 200, {
+            "ok": True,
+            "status": "started",
+            "version": self.settings.version,
+            "uptimeMs": self.uptime_ms,
+        }
+
+    def page(self) -> bytes:
+        if self._page is None:
+            self._page = page.render(
+                profile=self.settings.paths.display_name,
+                port=self.port,
+                version=self.settings.version,
+                state_dir=str(self.settings.paths.state_dir),
+            )
+        return self._page
+
+    # -- core methods ------------------------------------------------------------------------------
+    def _health_method(self, conn: Connection, params: HealthParams) -> msgspec.Raw:
+        return self.refresh_health(probe=True) if params.probe else self.health_payload()
+
+    def _status_method(self, conn: Connection, params: None) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "ok": True,
+            "profile": settings.paths.display_name,
+            "pid": os.getpid(),
+            "port": self.port,
+            "bind": settings.bind,
+            "hosts": list(settings.hosts),
+            "version": settings.version,
+            "protocol": PROTOCOL_VERSION,
+            "startedAt": int(self.started_at * 1000),
+            "uptimeMs": self.uptime_ms,
+            "stateDir": str(settings.paths.state_dir),
+            "configPath": str(settings.paths.config_path),
+            "authMode": settings.auth.mode,
+            "connections": self.connection_counts(),
+            "memory": {"rssBytes": rss_bytes()},
+        }
+
+    def _presence_method(self, conn: Connection, params: None) -> list[PresenceEntry]:
+        return self.presence()
+
+    def _last_heartbeat_method(self, conn: Connection, params: None) -> msgspec.Raw:
+        return self._heartbeat
+
+    def _identity_method(self, conn: Connection, params: None) -> dict[str, Any]:
+        try:
+            ident = device.load_or_create(
+                self.settings.paths.state_dir / "identity" / "device.json"
+            )
+        except OSError as err:
+            message = f"device identity unavailable: {err.strerror}"
+            raise MethodError(codes.UNAVAILABLE, message) from None
+        return {
+            "deviceId": ident.device_id,
+            "publicKey": ident.public_key,
+            "instanceId": self.instance_id,
+            "profile": display_name(self.settings.paths.name),
+            "host": self.hostname,
+            "port": self.port,
+            "version": self.settings.version,
+        }
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, from /proc when available."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+__all__ = ["Gateway", "NoParams"]

@@ -1,0 +1,133 @@
+"""Running one gateway: take the profile lock, bind, announce readiness, serve, drain.
+
+Order matters and is fixed: settings are resolved and the lock is taken before anything is
+bound (a second gateway for the profile binds nothing); the identity file is published only
+once the port is ours; readiness is pushed (sd_notify) only once we serve. On SIGTERM/SIGINT
+the handler just records the signal; the main coroutine drains clients (``shutdown`` event,
+close 1012), closes the listeners, releases the lock, and returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+from collections.abc import Mapping
+
+from .. import runtime
+from ..errors import OpenClawError, PortInUseError
+from ..profiles.discovery import list_profiles
+from ..profiles.lock import ProfileLock, find_port_holder, port_in_use_message, read_identity
+from .http import HttpFront
+from .hub import Gateway
+from .logs import setup_logging
+from .notify import notify
+from .settings import GatewayOptions, GatewaySettings, resolve_settings
+
+_LOG = logging.getLogger("openclaw.gateway")
+DRAIN_TIMEOUT_S = 0.5
+
+
+def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
+    """Run a gateway until it is told to stop; return the exit status (0).
+
+    Raises:
+        UsageError, ConfigError, LockHeldError, PortInUseError: before serving; the caller
+        turns them into exit codes (78 for the last three). The message is also pushed to
+        ``NOTIFY_SOCKET`` as ``STATUS=`` so a supervisor can show it.
+    """
+    try:
+        settings = resolve_settings(options, env)
+        setup_logging(settings.paths.log_path, to_stderr=options.foreground)
+        lock = ProfileLock(settings.paths)
+        lock.acquire()
+    except OpenClawError as err:
+        notify(f"STATUS={err}\nERRNO=78")
+        raise
+    try:
+        return runtime.run(_serve(settings, lock))
+    except OpenClawError as err:
+        _LOG.error("%s", err)
+        notify(f"STATUS={err}\nERRNO=78")
+        raise
+    finally:
+        lock.release()
+
+
+async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(settings)
+    servers = await _bind(gateway, settings)
+    lock.publish(settings.port, settings.hosts[0], settings.paths.config_path, settings.version)
+    stop = asyncio.Event()
+    signals_seen: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signals_seen.append(signum)  # record only; the loop below acts
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    gateway.mark_ready()
+    where = ", ".join(f"{h}:{settings.port}" for h in settings.hosts)
+    _LOG.info(
+        "gateway ready: profile %s listening on %s (auth %s, pid %d)",
+        settings.paths.display_name,
+        where,
+        settings.auth.mode,
+        os.getpid(),
+    )
+    notify(f"READY=1\nSTATUS=listening on {where}\nMAINPID={os.getpid()}")
+    ticks = asyncio.create_task(gateway.run_ticks())
+    try:
+        await stop.wait()
+    finally:
+        ticks.cancel()
+    _LOG.info("signal %d: draining %d connection(s)", signals_seen[0], len(gateway.sockets))
+    notify("STOPPING=1")
+    gateway.drain("gateway stopping")
+    for server in servers:
+        server.close()
+    await _wait_sockets_closed(gateway, DRAIN_TIMEOUT_S)
+    for conn in list(gateway.sockets):
+        conn.peer.abort()
+    _LOG.info("gateway stopped")
+    return 0
+
+
+async def _bind(gateway: Gateway, settings: GatewaySettings) -> list[asyncio.Server]:
+    loop = asyncio.get_running_loop()
+    servers: list[asyncio.Server] = []
+    try:
+        for host in settings.hosts:
+            servers.append(
+                await loop.create_server(
+                    lambda: HttpFront(gateway), host, settings.port, backlog=1024
+                )
+            )
+    except OSError as err:
+        for server in servers:
+            server.close()
+        if err.errno == errno.EADDRINUSE:
+            raise PortInUseError(_port_message(settings)) from None
+        raise PortInUseError(f"cannot listen on port {settings.port}: {err.strerror}") from None
+    return servers
+
+
+def _port_message(settings: GatewaySettings) -> str:
+    holder = find_port_holder(settings.port)
+    by_port: dict[int, str] = {}
+    for paths in list_profiles(settings.paths.home):
+        identity = read_identity(paths.identity_path)
+        if identity is not None and paths.state_dir != settings.paths.state_dir:
+            by_port[identity.port] = paths.display_name
+    return port_in_use_message(settings.port, holder, by_port)
+
+
+async def _wait_sockets_closed(gateway: Gateway, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while gateway.sockets and loop.time() < deadline:
+        await asyncio.sleep(0.01)

@@ -1,0 +1,155 @@
+"""Deciding a ``connect``: the handshake as a pure function of params and policy.
+
+Theory of operation: a socket starts in ``AWAITING_CONNECT`` right after the server sends
+``connect.challenge``. Its first frame must be a ``connect`` request; :func:`evaluate_connect`
+turns the decoded params plus the gateway's :class:`AuthPolicy` into either an
+:class:`Accepted` (the socket moves to ``CONNECTED`` and gets ``hello-ok``) or a
+:class:`Rejected` carrying the exact error and close code of protocol.md's rules table. The
+I/O shell (gateway/) only sends what this module decides; nothing here touches a socket or a
+clock, so every row of the table is a plain unit test.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from . import PROTOCOL_VERSION, codes, scopes
+from .connect import ConnectParams
+from .frames import ErrorShape
+
+AuthMode = Literal["none", "token", "password", "trusted-proxy"]
+
+
+class Phase(enum.Enum):
+    """Where a connection is in its life."""
+
+    AWAITING_CONNECT = "awaiting-connect"
+    CONNECTED = "connected"
+    CLOSING = "closing"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """What the gateway requires: a mode and, for token/password, the secret as bytes."""
+
+    mode: AuthMode
+    secret: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The connect is good: negotiated protocol, role, granted scopes and how it authenticated."""
+
+    protocol: int
+    role: str
+    scopes: frozenset[str]
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The connect is refused with ``error``; the socket is then closed with ``close_code``."""
+
+    error: ErrorShape
+    close_code: int
+    auth_failure: bool = False
+
+
+def negotiate_protocol(params: ConnectParams) -> int | None:
+    """Pick the protocol for this client: 4, or 3 for probe/node clients; None if neither fits."""
+    if params.min_protocol <= PROTOCOL_VERSION <= params.max_protocol:
+        return PROTOCOL_VERSION
+    legacy_ok = params.client.mode == "probe" or params.role == "node"
+    if legacy_ok and params.min_protocol <= 3 <= params.max_protocol:
+        return 3
+    return None
+
+
+def secrets_equal(given: str, expected: bytes) -> bool:
+    """Compare a presented secret with the configured one in constant time."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected)
+
+
+def evaluate_connect(
+    params: ConnectParams, policy: AuthPolicy, *, ready: bool
+) -> Accepted | Rejected:
+    """Decide one ``connect`` request (rows of protocol.md's rules table, in order).
+
+    Args:
+        params: the decoded, schema-valid connect params.
+        policy: the gateway's auth requirement.
+        ready: False while the gateway is still starting or already draining.
+    """
+    if not ready:
+        return Rejected(
+            ErrorShape(
+                code=codes.UNAVAILABLE,
+                message="gateway not ready",
+                retryable=True,
+                retry_after_ms=500,
+            ),
+            codes.CLOSE_TRY_AGAIN_LATER,
+        )
+    protocol = negotiate_protocol(params)
+    if protocol is None:
+        return Rejected(
+            ErrorShape(
+                code=codes.INVALID_REQUEST,
+                message="protocol mismatch",
+                details={
+                    "code": "PROTOCOL_MISMATCH",
+                    "clientMinProtocol": params.min_protocol,
+                    "clientMaxProtocol": params.max_protocol,
+                    "expectedProtocol": PROTOCOL_VERSION,
+                },
+            ),
+            codes.CLOSE_PROTOCOL_ERROR,
+        )
+    method = _authenticate(params, policy)
+    if isinstance(method, Rejected):
+        return method
+    probe = params.client.mode == "probe"
+    granted = frozenset() if params.role == "node" else scopes.grant(params.scopes, probe=probe)
+    return Accepted(protocol=protocol, role=params.role, scopes=granted, method=method)
+
+
+def _authenticate(params: ConnectParams, policy: AuthPolicy) -> str | Rejected:
+    if policy.mode == "none":
+        return "none"
+    auth = params.auth
+    if policy.mode == "token" and auth.token:
+        if policy.secret is not None and secrets_equal(auth.token, policy.secret):
+            return "token"
+        return _mismatch("token")
+    if policy.mode == "password" and auth.password:
+        if policy.secret is not None and secrets_equal(auth.password, policy.secret):
+            return "password"
+        return _mismatch("password")
+    if auth.present():
+        # A credential of the wrong kind (a password to a token gateway, a device token we
+        # never issued) is a mismatch, not a missing identity.
+        return _mismatch(policy.mode if policy.mode in ("token", "password") else "token")
+    return Rejected(
+        ErrorShape(
+            code=codes.NOT_PAIRED,
+            message="device identity required",
+            details={"code": "DEVICE_IDENTITY_REQUIRED"},
+        ),
+        codes.CLOSE_POLICY_VIOLATION,
+        auth_failure=True,
+    )
+
+
+def _mismatch(kind: str) -> Rejected:
+    return Rejected(
+        ErrorShape(
+            code=codes.INVALID_REQUEST,
+            message=f"unauthorized: gateway {kind} mismatch (provide gateway auth {kind})",
+            details={"code": f"AUTH_{kind.upper()}_MISMATCH"},
+        ),
+        codes.CLOSE_POLICY_VIOLATION,
+        auth_failure=True,
+    )
