@@ -1,0 +1,92 @@
+"""The ``openclaw`` command: the root group, global options, and the one error-to-exit map.
+
+Exit codes (documented in docs/cli.md):
+    0   success
+    1   the gateway or supervisor could not be reached, refused, or answered an error
+    2   bad usage (unknown flag, invalid profile name or port, conflicting options)
+    78  configuration or conflict: bad config, profile locked, port taken (EX_CONFIG)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import click
+
+from .. import __version__
+from ..errors import ConfigError, OpenClawError, ProfileConflictError, UsageError
+from ..profiles.paths import select_profile
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 78
+
+
+def exit_code_for(err: OpenClawError) -> int:
+    """The one place an error class becomes an exit code."""
+    if isinstance(err, UsageError):
+        return EXIT_USAGE
+    if isinstance(err, ConfigError | ProfileConflictError):
+        return EXIT_CONFIG
+    return EXIT_FAILURE
+
+
+@dataclass
+class CliContext:
+    """What every command can read from ``ctx.obj``."""
+
+    profile_flag: str | None = None
+    dev: bool = False
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def profile(self) -> tuple[str | None, bool]:
+        """The selected profile name (None: default) and whether it was chosen explicitly."""
+        return select_profile(self.profile_flag, self.dev, self.env)
+
+
+class OpenClawGroup(click.Group):
+    """A group whose commands turn :class:`OpenClawError` into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OpenClawError as err:
+            fail(str(err), exit_code_for(err))
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=OpenClawGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", "profile_flag", metavar="NAME", help="Profile to act on.")
+@click.option("--dev", is_flag=True, help="Use the dev profile (port 19001).")
+@click.version_option(__version__, "--version", prog_name="openclaw-multi")
+@click.pass_context
+def cli(ctx: click.Context, profile_flag: str | None, dev: bool) -> None:
+    """Run and manage isolated OpenClaw gateways, one per profile."""
+    ctx.obj = CliContext(profile_flag=profile_flag, dev=dev)
+
+
+def _register() -> None:
+    from . import gateway_cmds
+
+    cli.add_command(gateway_cmds.gateway)
+    cli.add_command(gateway_cmds.health)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="openclaw", standalone_mode=True)
+    except OpenClawError as err:  # raised outside a command's invoke (e.g. option callbacks)
+        fail(str(err), exit_code_for(err))
