@@ -69,7 +69,12 @@ class GatewayProcess:
     port: int
     home: Path
     profile: str
+    output_path: Path | None = None
     notify_messages: list[str] = field(default_factory=list)
+
+    def output(self) -> str:
+        """What the gateway printed to stdout/stderr so far."""
+        return self.output_path.read_text(errors="replace") if self.output_path else ""
 
     @property
     def pid(self) -> int:
@@ -144,11 +149,18 @@ def start_gateway(
         str(port),
         *args,
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    gw = GatewayProcess(proc=proc, port=port, home=home, profile=profile)
+    output = home / f"gateway-{profile}-{port}.out"
+    with output.open("ab") as sink:  # a file, not a pipe: nothing can block on a full pipe
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    gw = GatewayProcess(proc=proc, port=port, home=home, profile=profile, output_path=output)
     try:
         if wait_ready:
             gw.notify_messages = listener.wait_for("READY=1", proc=proc)
+    except AssertionError as err:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        raise AssertionError(f"{err}; gateway said: {gw.output().strip()!r}") from None
     except BaseException:
         if proc.poll() is None:
             proc.kill()
@@ -182,9 +194,6 @@ def gateway_factory(home: Path) -> Iterator[Callable[..., GatewayProcess]]:
         if gw.proc.poll() is None:
             gw.proc.kill()
         gw.proc.wait(timeout=10)
-        for stream in (gw.proc.stdout, gw.proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.fixture

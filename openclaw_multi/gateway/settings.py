@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ConfigError, UsageError
 from ..profiles.config import ProfileConfig, load_config
-from ..profiles.paths import ProfilePaths, resolve_paths
+from ..profiles.paths import ProfilePaths, env_applies_to_profile, resolve_paths
 from ..profiles.ports import resolve_port
 from ..protocol import limits
 from ..protocol.handshake import AuthMode, AuthPolicy
@@ -78,19 +78,28 @@ def resolve_settings(options: GatewayOptions, env: Mapping[str, str]) -> Gateway
             f"refusing to bind {', '.join(hosts)} ({bind}) without auth: "
             "set gateway.auth.mode to token or password (or pass --auth token --token ...)"
         )
-    return GatewaySettings(paths=paths, config=config, port=port, bind=bind, hosts=hosts, auth=auth)
+    tuned = section.limits
+    return GatewaySettings(
+        paths=paths,
+        config=config,
+        port=port,
+        bind=bind,
+        hosts=hosts,
+        auth=auth,
+        max_payload=tuned.max_payload or limits.DEFAULT_MAX_PAYLOAD,
+        max_buffered_bytes=tuned.max_buffered_bytes or limits.DEFAULT_MAX_BUFFERED_BYTES,
+        tick_interval_ms=tuned.tick_interval_ms or limits.DEFAULT_TICK_INTERVAL_MS,
+        handshake_timeout=(
+            tuned.handshake_timeout_ms / 1000
+            if tuned.handshake_timeout_ms
+            else limits.DEFAULT_HANDSHAKE_TIMEOUT_S
+        ),
+    )
 
 
 def _env_applies(options: GatewayOptions, env: Mapping[str, str]) -> bool:
     """Env overrides belong to the profile the environment selected, not to another one."""
-    if not options.explicit:
-        return True
-    from ..profiles.names import parse_profile_name
-
-    try:
-        return parse_profile_name(env.get("OPENCLAW_PROFILE") or None) == options.profile
-    except UsageError:
-        return False
+    return env_applies_to_profile(options.profile, env, explicit=options.explicit)
 
 
 def _resolve_auth(

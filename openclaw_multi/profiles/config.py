@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import json5
 import msgspec
@@ -67,6 +67,21 @@ class GatewayTls(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     auto_generate: bool = True
 
 
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class GatewayLimits(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.limits`` (an openclaw-multi extension): per-connection limits and timers.
+
+    Unset keys keep the protocol defaults (protocol/limits.py); tests and small hosts tune them.
+    """
+
+    max_payload: PositiveInt | None = None
+    max_buffered_bytes: PositiveInt | None = None
+    tick_interval_ms: PositiveInt | None = None
+    handshake_timeout_ms: PositiveInt | None = None
+
+
 class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """``gateway``: port, bind, auth, mode and TLS of a profile's gateway.
 
@@ -82,6 +97,7 @@ class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     remote: GatewayRemote = msgspec.field(default_factory=GatewayRemote)
     tls: GatewayTls = msgspec.field(default_factory=GatewayTls)
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    limits: GatewayLimits = msgspec.field(default_factory=GatewayLimits)
 
 
 class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True):

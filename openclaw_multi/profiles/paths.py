@@ -17,6 +17,7 @@ from .names import display_name, parse_profile_name
 __all__ = [
     "CONFIG_FILE_NAME",
     "ProfilePaths",
+    "env_applies_to_profile",
     "env_for_profile",
     "resolve_paths",
     "select_profile",
@@ -132,7 +133,24 @@ def select_profile(flag: str | None, dev: bool, env: Mapping[str, str]) -> tuple
     return _env_profile(env), False
 
 
-def _env_paths_apply(name: str | None, env: Mapping[str, str], explicit: bool) -> bool:
+def env_applies_to_profile(name: str | None, env: Mapping[str, str], *, explicit: bool) -> bool:
+    """Tell whether the environment's per-profile overrides belong to profile ``name``.
+
+    ``OPENCLAW_STATE_DIR``, ``OPENCLAW_CONFIG_PATH``, ``OPENCLAW_GATEWAY_PORT`` and the
+    gateway secrets in the environment belong to whichever profile that environment
+    selected. They apply when the profile was not chosen explicitly (it came from that same
+    environment), or when ``OPENCLAW_PROFILE`` names the same profile as ``name`` (both
+    unset/``default`` counts as the same). An explicit ``--profile other`` must not inherit
+    them: that is how a gateway's environment leaks into a child running another profile.
+
+    Args:
+        name: Canonical profile name; None is the default profile.
+        env: The environment (empty values count as unset).
+        explicit: True if the name came from ``--profile``/``--dev``.
+
+    Returns:
+        True if the overrides in ``env`` apply to ``name``.
+    """
     if not explicit:
         return True
     try:
@@ -170,7 +188,7 @@ def resolve_paths(name: str | None, env: Mapping[str, str], *, explicit: bool) -
     home = _home(env)
     state_dir = home / state_dir_name(name)
     config_path: Path | None = None
-    if _env_paths_apply(name, env, explicit):
+    if env_applies_to_profile(name, env, explicit=explicit):
         state_override = _get(env, STATE_DIR_ENV)
         if state_override is not None:
             state_dir = Path(state_override)
