@@ -113,7 +113,7 @@ class HttpFront(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n")
+        end = self._buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
         if end < 0:
             if len(self._buffer) > MAX_HEAD_BYTES:
                 self._reply(431, _JSON_HEADERS, b'{"error":"request head too large"}', False)

@@ -15,6 +15,8 @@ from pathlib import Path
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FILE_ONLY = {"console": False}
+"""``extra=`` for records the caller also prints itself (fatal errors): keep them off stderr."""
 
 
 def setup_logging(log_path: Path, *, to_stderr: bool) -> logging.Logger:
@@ -36,6 +38,7 @@ def setup_logging(log_path: Path, *, to_stderr: bool) -> logging.Logger:
     if to_stderr:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(message)s"))
+        stream.addFilter(lambda record: getattr(record, "console", True))
         root.addHandler(stream)
     # picows logs every accepted connection at INFO; keep its chatter out of our log.
     logging.getLogger("openclaw.gateway.ws").setLevel(logging.WARNING)

@@ -22,7 +22,7 @@ from ..profiles.discovery import list_profiles
 from ..profiles.lock import ProfileLock, find_port_holder, port_in_use_message, read_identity
 from .http import HttpFront
 from .hub import Gateway
-from .logs import setup_logging
+from .logs import FILE_ONLY, setup_logging
 from .notify import notify
 from .settings import GatewayOptions, GatewaySettings, resolve_settings
 
@@ -49,7 +49,7 @@ def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
     try:
         return runtime.run(_serve(settings, lock))
     except OpenClawError as err:
-        _LOG.error("%s", err)
+        _LOG.error("%s", err, extra=FILE_ONLY)
         notify(f"STATUS={err}\nERRNO=78")
         raise
     finally:
