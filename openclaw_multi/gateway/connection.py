@@ -17,6 +17,7 @@ import msgspec
 from ..protocol import codes, scopes
 from ..protocol.connect import Challenge, ConnectParams
 from ..protocol.frames import (
+    DECODE_ERRORS,
     UNSET,
     ErrorShape,
     EventFrame,
@@ -124,7 +125,7 @@ class Connection:
     def _on_connect(self, data: bytes) -> None:
         try:
             request = request_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except DECODE_ERRORS:
             self.close(codes.CLOSE_POLICY_VIOLATION, "invalid handshake")
             return
         if request.method != "connect":
@@ -139,6 +140,9 @@ class Connection:
             return
         try:
             params = _connect_decoder.decode(request.params)
+        except RecursionError:
+            self.close(codes.CLOSE_POLICY_VIOLATION, "invalid handshake")
+            return
         except msgspec.ValidationError as err:
             self._reject(
                 error_response(
@@ -203,7 +207,7 @@ class Connection:
     def _on_request(self, data: bytes) -> None:
         try:
             request = request_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except DECODE_ERRORS:
             self.close(codes.CLOSE_POLICY_VIOLATION, "invalid request frame")
             return
         method = self.gateway.methods.get(request.method)
@@ -231,6 +235,11 @@ class Connection:
             return
         except MethodError as err:
             self.send_response(err.response(request.id))
+            return
+        except RecursionError:
+            self.send_response(
+                error_response(request.id, codes.INVALID_REQUEST, "params nested too deeply")
+            )
             return
         if method.is_async:
             self._track(asyncio.ensure_future(result), request.id)

@@ -91,6 +91,10 @@ class IncomingEvent(
     state_version: StateVersion | None = None
 
 
+DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+"""What decoding untrusted bytes may raise: malformed or invalid JSON, and nesting deeper
+than msgspec's recursion limit (found by fuzzing: ``[[[[...`` 5,000 deep)."""
+
 # One encoder and one decoder per direction, shared by every connection.
 encoder = msgspec.json.Encoder()
 request_decoder = msgspec.json.Decoder(RequestFrame)
