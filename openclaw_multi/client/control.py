@@ -217,21 +217,19 @@ class SupervisorClient:
             ) from None
         if code != 0:
             raise SupervisorError(f"the supervisor did not start (exit {code}): {self._log_tail()}")
-        self._wait_answering(deadline)
 
-    def _wait_answering(self, deadline: float) -> None:
+    def _wait_answering(self, until: float) -> bool:
+        """Poll with Ping until a supervisor answers (True) or ``until`` passes (False)."""
         # Another supervisor may have won the race for the lock and still be binding.
         delay = 0.01
         while True:
             try:
                 if self._exchange(Ping(), _PING_TIMEOUT_S).ok:
-                    return
+                    return True
             except _NotListening:
                 pass
-            if time.monotonic() >= deadline:
-                raise SupervisorError(
-                    f"the supervisor started but does not answer on {self.socket_path}"
-                )
+            if time.monotonic() >= until:
+                return False
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
