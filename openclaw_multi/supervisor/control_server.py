@@ -116,9 +116,11 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 self.path.unlink()
 
-    async def close(self) -> None:
-        """Stop listening, cancel requests in flight, remove the socket file."""
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop listening; give requests in flight ``grace`` seconds, then cancel them."""
         self.stop_listening()
+        if self._clients and grace > 0:
+            await asyncio.wait(set(self._clients), timeout=grace)
         for task in list(self._clients):
             task.cancel()
         for task in list(self._clients):
@@ -141,24 +143,31 @@ class ControlServer:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Read the request line before judging the peer: answering first and closing would
+        # race the client's write (EPIPE) and it might never see the reason.
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), _READ_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+            error: str | None = "no request within 10 s"
+        except asyncio.LimitOverrunError:
+            line = b""
+            error = f"request over {MAX_REQUEST_BYTES} bytes"
+        except asyncio.IncompleteReadError as err:
+            if not err.partial.strip():
+                return  # connected and left (a liveness probe)
+            line, error = err.partial, None
+        else:
+            error = None
         sock = writer.get_extra_info("socket")
         uid = peer_uid(sock) if sock is not None else None
         if uid != os.getuid():
             _LOG.warning("control socket: refused a peer with uid %s", uid)
             await _send(writer, ControlReply(ok=False, error="permission denied"))
             return
-        try:
-            line = await asyncio.wait_for(reader.readuntil(b"\n"), _READ_TIMEOUT_S)
-        except TimeoutError:
-            await _send(writer, _refused("no request within 10 s"))
+        if error is not None:
+            await _send(writer, ControlReply(ok=False, error=f"bad control request: {error}"))
             return
-        except asyncio.LimitOverrunError:
-            await _send(writer, _refused(f"request over {MAX_REQUEST_BYTES} bytes"))
-            return
-        except asyncio.IncompleteReadError as err:
-            if not err.partial.strip():
-                return  # connected and left (a liveness probe)
-            line = err.partial
         try:
             request = decode_request(line)
         except ControlProtocolError as err:
@@ -167,10 +176,6 @@ class ControlServer:
         reply = await self._handler(request)
         await _send(writer, reply)
         self._after_reply(request)
-
-
-def _refused(why: str) -> ControlReply:
-    return ControlReply(ok=False, error=f"bad control request: {why}")
 
 
 async def _send(writer: asyncio.StreamWriter, reply: ControlReply) -> None:

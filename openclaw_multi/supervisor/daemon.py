@@ -163,7 +163,9 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         self._closing = True
-        await self._control.close()
+        # No new connections; requests in flight get their answer ("shutting down") from
+        # the units closing, and only then are leftover connections dropped.
+        self._control.stop_listening()
         stop = self._stop_gateways
         closing: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(u.close(stop_gateway=stop) for u in self._units.values()))
@@ -176,6 +178,7 @@ class Supervisor:
             closing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await closing
+        await self._control.close(grace=1.0)
 
     async def _stop_all_for_shutdown(self) -> None:
         """Stop every gateway (Shutdown with stop_gateways), keeping desired state as it is."""
@@ -194,7 +197,15 @@ class Supervisor:
         return unit
 
     def _known(self) -> list[ProfileUnit]:
-        """Every profile: managed ones plus any configured on disk since (created STOPPED)."""
+        """Every profile: managed ones plus any configured on disk since (created STOPPED).
+
+        A unit whose profile was removed from disk (``profiles rm``) and that has nothing to
+        do is forgotten, so it does not linger in listings.
+        """
+        for name, unit in list(self._units.items()):
+            if unit.idle and not unit.paths.state_dir.exists():
+                unit.discard()
+                del self._units[name]
         for paths in list_profiles(self.paths.home):
             if paths.display_name not in self._units:
                 unit = self._unit(paths.display_name)

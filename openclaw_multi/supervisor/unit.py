@@ -133,6 +133,21 @@ class ProfileUnit:
             last_error=self.last_error,
         )
 
+    @property
+    def idle(self) -> bool:
+        """STOPPED, not desired, nothing in flight: nothing would be lost by forgetting it."""
+        return (
+            self.state is _S.STOPPED
+            and not self.desired
+            and self.child is None
+            and self._op is None
+        )
+
+    def discard(self) -> None:
+        """Forget an idle unit (its profile was removed): end its driver task."""
+        if self._task is not None:
+            self._task.cancel()
+
     def owns_pid(self, pid: int) -> bool:
         """Is ``pid`` this unit's current gateway?"""
         return self.child is not None and self.child.pid == pid
