@@ -3,15 +3,17 @@
 The tree::
 
     OpenClawError
-    ├── UsageError              bad input from a person: a name, a port, a flag combination
-    ├── ConfigError             a config file that cannot be read or makes no sense
-    ├── ProfileConflictError    "do not restart me": lock held, port taken, overlapping block
+    ├── UsageError                    bad input from a person: a name, a port, a flag mix
+    ├── ConfigError                   a config file that cannot be read or makes no sense
+    ├── ProfileConflictError          "do not restart me": lock held, port taken, overlap
     │   ├── LockHeldError
     │   └── PortInUseError
-    ├── GatewayError            talking to a gateway failed
-    │   ├── GatewayUnreachable  no answer (refused, timed out, closed early)
-    │   └── GatewayCallFailed   the gateway answered ok:false (carries the wire error)
-    └── SupervisorError         talking to or running the supervisor failed
+    ├── GatewayError                  talking to a gateway failed
+    │   ├── GatewayUnreachable        no answer (refused, timed out, closed early)
+    │   ├── GatewayCallFailed         the gateway answered ok:false (carries the wire error)
+    │   ├── GatewayProtocolError      the gateway sent a frame we cannot decode
+    │   └── CredentialsRequired       --url given without explicit credentials
+    └── SupervisorError               talking to or running the supervisor failed
 
 Exit codes are not decided here: ``cli/`` maps each class to one, in one place.
 """
@@ -68,6 +70,18 @@ class GatewayCallFailed(GatewayError):
         self.message = message
         self.details = details
         self.close_code = close_code
+
+
+class GatewayProtocolError(GatewayError):
+    """The gateway sent something that is not a frame of the protocol (the link is closed)."""
+
+
+class CredentialsRequired(GatewayError):
+    """``--url`` was given without ``--token``/``--password``.
+
+    Config and environment secrets belong to a profile's own gateway; sending them to an
+    arbitrary URL would leak them, so an override must bring its own credentials.
+    """
 
 
 class SupervisorError(OpenClawError):

@@ -1,0 +1,358 @@
+"""``openclaw gateway run|health|status|call`` and the top-level ``openclaw health``.
+
+``run`` hosts a gateway in this process (foreground). The others connect with
+:class:`~openclaw_multi.client.gateway.GatewayClient` to the gateway chosen by
+:func:`~openclaw_multi.client.target.resolve_target`, make one call, print, and exit.
+``--json`` prints exactly the method's payload as the gateway sent it (no re-encoding);
+errors are :class:`~openclaw_multi.errors.OpenClawError` and become one ``error:`` line and
+an exit code in ``main.py``. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import msgspec
+
+from .. import runtime
+from ..client.gateway import GatewayClient
+from ..client.target import Target, resolve_target
+from ..errors import GatewayError, GatewayUnreachable, UsageError
+from ..gateway.binding import BIND_MODES
+from ..gateway.server import run_gateway
+from ..gateway.settings import GatewayOptions
+
+if TYPE_CHECKING:  # main.py imports this module while it loads
+    from .main import CliContext
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+# -- gateway run ------------------------------------------------------------------------------
+@click.group("gateway")
+def gateway() -> None:
+    """Run this profile's gateway, or talk to it."""
+
+
+@gateway.command("run")
+@click.option("--port", metavar="N", help="Port (default: env, gateway.port, derived).")
+@click.option("--bind", type=click.Choice(BIND_MODES), help="Where to listen.")
+@click.option("--auth", type=click.Choice(("none", "token", "password")), help="Auth mode.")
+@click.option("--token", metavar="T", help="Shared token (prefer OPENCLAW_GATEWAY_TOKEN).")
+@click.option("--password", metavar="P", help="Shared password (prefer --password-file).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the shared password from this file.",
+)
+@click.pass_obj
+def run(
+    obj: CliContext,
+    port: str | None,
+    bind: str | None,
+    auth: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+) -> None:
+    """Run the profile's gateway in the foreground until SIGTERM/SIGINT."""
+    if password is not None and password_file is not None:
+        raise UsageError("use either --password or --password-file, not both")
+    name, explicit = obj.profile()
+    options = GatewayOptions(
+        profile=name,
+        explicit=explicit,
+        port=port,
+        bind=bind,
+        auth=auth,
+        token=token,
+        password=password,
+        password_file=password_file,
+        foreground=True,
+    )
+    click.get_current_context().exit(run_gateway(options, obj.env))
+
+
+# -- client commands --------------------------------------------------------------------------
+def _client_options(func: F) -> F:
+    options = [
+        click.option("--url", metavar="WS_URL", help="Gateway URL (needs --token/--password)."),
+        click.option("--token", metavar="T", help="Gateway token."),
+        click.option("--password", metavar="P", help="Gateway password."),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Read the gateway password from this file.",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=DEFAULT_TIMEOUT_S,
+            show_default=True,
+            metavar="SECONDS",
+            help="Give up after this long.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the payload as JSON."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _target(
+    obj: CliContext,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+    timeout: float,
+) -> Target:
+    if not timeout > 0:
+        raise UsageError("Invalid --timeout. Use a number of seconds above 0, for example 10.")
+    return resolve_target(
+        obj.profile(),
+        obj.env,
+        url=url,
+        token=token,
+        password=password,
+        password_file=password_file,
+    )
+
+
+def _with_client(
+    target: Target, timeout: float, work: Callable[[GatewayClient], Awaitable[T]]
+) -> T:
+    """Connect, run ``work``, close; ``timeout`` bounds the whole exchange."""
+
+    async def main() -> T:
+        try:
+            async with asyncio.timeout(timeout):
+                client = await GatewayClient.connect(
+                    target.url, token=target.token, password=target.password, timeout=timeout
+                )
+                async with client:
+                    return await work(client)
+        except TimeoutError:
+            raise GatewayUnreachable(
+                f"gateway at {target.url} did not answer within {timeout:g}s"
+            ) from None
+
+    return runtime.run(main())
+
+
+def _call_timed(
+    method: str, params: Any, timeout: float
+) -> Callable[[GatewayClient], Awaitable[tuple[bytes, float]]]:
+    async def work(client: GatewayClient) -> tuple[bytes, float]:
+        started = time.perf_counter()
+        raw = await client.call_raw(method, params, timeout=timeout)
+        return raw, (time.perf_counter() - started) * 1000
+
+    return work
+
+
+def _echo_raw(raw: bytes) -> None:
+    click.echo(raw)
+
+
+def _health(
+    obj: CliContext,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    target = _target(obj, url, token, password, password_file, timeout)
+    raw, elapsed_ms = _with_client(target, timeout, _call_timed("health", None, timeout))
+    payload = _decode_object(raw)
+    if as_json:
+        _echo_raw(raw)
+    else:
+        click.echo(format_health(payload, elapsed_ms, target))
+    if payload.get("ok") is not True:
+        raise GatewayError(f"gateway reports unhealthy: {_degraded_reason(payload)}")
+
+
+@gateway.command("health")
+@_client_options
+@click.pass_obj
+def gateway_health(
+    obj: CliContext,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Ask the gateway for its health (exit 1 unless healthy)."""
+    _health(obj, url, token, password, password_file, timeout, as_json)
+
+
+@click.command("health")
+@_client_options
+@click.pass_obj
+def health(
+    obj: CliContext,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Ask the gateway for its health (same as ``gateway health``)."""
+    _health(obj, url, token, password, password_file, timeout, as_json)
+
+
+@gateway.command("status")
+@_client_options
+@click.pass_obj
+def status(
+    obj: CliContext,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Show what the gateway reports about itself: pid, version, uptime, connections."""
+    target = _target(obj, url, token, password, password_file, timeout)
+    raw, _ = _with_client(target, timeout, _call_timed("status", None, timeout))
+    if as_json:
+        _echo_raw(raw)
+    else:
+        click.echo(format_status(_decode_object(raw), target))
+
+
+@gateway.command("call")
+@click.argument("method")
+@click.option("--params", "params_json", metavar="JSON", help="Params: a JSON object or array.")
+@_client_options
+@click.pass_obj
+def call(
+    obj: CliContext,
+    method: str,
+    params_json: str | None,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    password_file: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Call METHOD and print its payload as JSON."""
+    params = parse_params(params_json)
+    target = _target(obj, url, token, password, password_file, timeout)
+    raw, _ = _with_client(target, timeout, _call_timed(method, params, timeout))
+    _echo_raw(raw if as_json else msgspec.json.format(raw, indent=2))
+
+
+# -- pure helpers (tested without a gateway) ---------------------------------------------------
+def parse_params(text: str | None) -> Any:
+    """Parse ``--params``: a JSON object or array, else :class:`UsageError`."""
+    if text is None:
+        return None
+    try:
+        value = msgspec.json.decode(text.encode("utf-8", "surrogatepass"))
+    except msgspec.DecodeError as err:
+        raise UsageError(f"Invalid --params: not JSON ({err})") from None
+    if not isinstance(value, dict | list):
+        raise UsageError("Invalid --params: use a JSON object or array, for example '{}'")
+    return value
+
+
+def _decode_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        value = None
+    return value if isinstance(value, dict) else {}
+
+
+def _degraded_reason(payload: dict[str, Any]) -> str:
+    checks = payload.get("checks")
+    failing = (
+        [name for name, good in checks.items() if good is not True]
+        if isinstance(checks, dict)
+        else []
+    )
+    if failing:
+        return "failing " + ", ".join(failing)
+    return str(payload.get("status") or "ok is not true")
+
+
+def format_health(payload: dict[str, Any], elapsed_ms: float, target: Target) -> str:
+    """The human health report: a title, the verdict with the round trip, where it ran."""
+    ms = f"{elapsed_ms:.0f}ms"
+    if payload.get("ok") is True:
+        verdict = f"OK ({ms})"
+    else:
+        verdict = f"DEGRADED ({_degraded_reason(payload)}; {ms})"
+    profile = payload.get("profile") or target.profile_display
+    port = payload.get("port") or target.port
+    where = f"Profile {profile}"
+    if port:
+        where += f", port {port}"
+    if isinstance(payload.get("pid"), int):
+        where += f", pid {payload['pid']}"
+    return f"Gateway Health\n{verdict}\n{where}"
+
+
+def format_status(payload: dict[str, Any], target: Target) -> str:
+    """The human status report: aligned ``key: value`` lines."""
+    rows: list[tuple[str, str]] = [
+        ("profile", str(payload.get("profile") or target.profile_display)),
+        ("url", target.url),
+    ]
+    for key, label in (("pid", "pid"), ("version", "version")):
+        if key in payload:
+            rows.append((label, str(payload[key])))
+    if isinstance(payload.get("uptimeMs"), int | float):
+        rows.append(("uptime", human_duration(payload["uptimeMs"] / 1000)))
+    connections = payload.get("connections")
+    if isinstance(connections, dict):
+        parts = [
+            _count(connections[key], noun)
+            for key, noun in (("operators", "operator"), ("nodes", "node"), ("pending", "pending"))
+            if key in connections
+        ]
+        rows.append(("connections", ", ".join(parts)))
+    memory = payload.get("memory")
+    if isinstance(memory, dict) and isinstance(memory.get("rssBytes"), int | float):
+        rows.append(("rss", f"{memory['rssBytes'] / (1024 * 1024):.1f} MB"))
+    if payload.get("stateDir"):
+        rows.append(("state dir", str(payload["stateDir"])))
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join(f"{label + ':':<{width}}{value}" for label, value in rows)
+
+
+def _count(value: object, noun: str) -> str:
+    plural = noun if noun == "pending" or value == 1 else noun + "s"
+    return f"{value} {plural}"
+
+
+def human_duration(seconds: float) -> str:
+    """``42s``, ``3m 12s``, ``2h 5m``, ``3d 4h``."""
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
