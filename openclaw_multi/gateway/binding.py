@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-import psutil
-
 from ..errors import ConfigError
 
 BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
@@ -56,6 +54,8 @@ def is_loopback(hosts: tuple[str, ...]) -> bool:
 
 def tailnet_addresses() -> tuple[str, ...]:
     """This host's Tailscale addresses, if any."""
+    import psutil  # only the tailnet mode needs it
+
     found = []
     for addrs in psutil.net_if_addrs().values():
         for addr in addrs:

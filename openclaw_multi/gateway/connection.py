@@ -30,6 +30,7 @@ from ..protocol.frames import (
 )
 from ..protocol.handshake import Accepted, Phase, Rejected, evaluate_connect
 from .methods import MethodError
+from .presence import PresenceEntry
 
 if TYPE_CHECKING:
     from .hub import Gateway
@@ -52,6 +53,7 @@ class Connection:
         "params",
         "peer",
         "phase",
+        "presence",
         "role",
         "scopes",
         "seq",
@@ -70,6 +72,7 @@ class Connection:
         self.client_id = ""
         self.mode = ""
         self.params: ConnectParams | None = None
+        self.presence: PresenceEntry | None = None
         self.connected_at = 0.0
         self.seq = 0
         self.timer: asyncio.TimerHandle | None = None
@@ -189,9 +192,28 @@ class Connection:
         self.mode = params.client.mode
         self.connected_at = time.time()
         self.peer.limit = gateway.settings.max_payload
+        self.presence = self._presence_entry(params)
         hello = gateway.hello(self, accepted)
         self.send_response(ResponseFrame(id=request_id, ok=True, payload=hello))
         gateway.client_connected(self)
+
+    def _presence_entry(self, params: ConnectParams) -> PresenceEntry:
+        client = params.client
+        return PresenceEntry(
+            instance_id=client.instance_id or self.conn_id,
+            mode=client.mode,
+            reason="connect",
+            ts=int(self.connected_at * 1000),
+            ip=self.ip,
+            version=client.version,
+            platform=client.platform,
+            device_family=client.device_family,
+            model_identifier=client.model_identifier,
+            client_id=client.id,
+            display_name=client.display_name,
+            roles=[self.role],
+            scopes=sorted(self.scopes),
+        )
 
     def _reject(self, frame: ResponseFrame, close_code: int) -> None:
         self.send_response(frame)

@@ -33,6 +33,7 @@ from ..protocol.handshake import Accepted, Phase
 from . import device, page
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
+from .presence import PresenceEntry
 from .ws import WsPeer
 
 if TYPE_CHECKING:
@@ -40,29 +41,11 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger("openclaw.gateway")
 EVENTS = ("connect.challenge", "tick", "health", "presence", "shutdown")
+PRESENCE_COALESCE_S = 0.05
 
 
 class HealthParams(msgspec.Struct, frozen=True):
     probe: bool = False
-
-
-class PresenceEntry(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """One row of ``system-presence``: a connected client, or the gateway itself."""
-
-    instance_id: str
-    mode: str
-    reason: str
-    ts: int
-    host: str | None = None
-    ip: str | None = None
-    version: str | None = None
-    platform: str | None = None
-    device_family: str | None = None
-    model_identifier: str | None = None
-    client_id: str | None = None
-    display_name: str | None = None
-    roles: list[str] = []
-    scopes: list[str] = []
 
 
 class Gateway:
@@ -82,6 +65,7 @@ class Gateway:
         self.clients: set[Connection] = set()
         self._pending_by_ip: Counter[str] = Counter()
         self.presence_version = 1
+        self._presence_timer: asyncio.TimerHandle | None = None
         self.health_version = 1
         self._health: msgspec.Raw | None = None
         self._health_checks: dict[str, Any] = {}
@@ -121,6 +105,9 @@ class Gateway:
         """Stop accepting connects, tell every client why, and close them with 1012."""
         self.ready = False
         self.draining = True
+        if self._presence_timer is not None:
+            self._presence_timer.cancel()
+            self._presence_timer = None
         payload: dict[str, Any] = {"reason": reason}
         if restart_expected_ms is not None:
             payload["restartExpectedMs"] = restart_expected_ms
@@ -168,7 +155,12 @@ class Gateway:
 
     # -- broadcasts ------------------------------------------------------------------------------
     def broadcast(self, event: str, payload: Any, *, versioned: bool = False) -> None:
-        """Send an event to every connected client; drop clients that stopped reading."""
+        """Send an event to every connected client; drop clients that stopped reading.
+
+        The payload is encoded once; each client only gets its own ``seq`` wrapped around it.
+        """
+        if not isinstance(payload, msgspec.Raw):
+            payload = msgspec.Raw(encoder.encode(payload))
         state_version = self.state_version() if versioned else msgspec.UNSET
         limit = self.settings.max_buffered_bytes
         for conn in list(self.clients):
@@ -183,6 +175,15 @@ class Gateway:
     def _presence_changed(self) -> None:
         self.presence_version += 1
         self._health = None  # connection counts changed
+        if self._presence_timer is None and not self.draining:
+            # Coalesce: a burst of connects costs one broadcast, not one per connect
+            # (each carries the whole list, so per-connect broadcasts would be O(n^2)).
+            self._presence_timer = asyncio.get_running_loop().call_later(
+                PRESENCE_COALESCE_S, self._broadcast_presence
+            )
+
+    def _broadcast_presence(self) -> None:
+        self._presence_timer = None
         if not self.draining:
             self.broadcast("presence", {"presence": self.presence()}, versioned=True)
 
@@ -219,39 +220,19 @@ class Gateway:
         )
 
     def presence(self) -> list[PresenceEntry]:
-        now = int(time.time() * 1000)
+        """The gateway itself, then one entry per connected client (built once at connect)."""
         entries = [
             PresenceEntry(
                 instance_id=self.instance_id,
                 mode="gateway",
                 reason="self",
-                ts=now,
+                ts=int(time.time() * 1000),
                 host=self.hostname,
                 version=self.settings.version,
                 platform=sys.platform,
             )
         ]
-        for conn in self.clients:
-            params = conn.params
-            assert params is not None
-            client = params.client
-            entries.append(
-                PresenceEntry(
-                    instance_id=client.instance_id or conn.conn_id,
-                    mode=client.mode,
-                    reason="connect",
-                    ts=int(conn.connected_at * 1000),
-                    ip=conn.ip,
-                    version=client.version,
-                    platform=client.platform,
-                    device_family=client.device_family,
-                    model_identifier=client.model_identifier,
-                    client_id=client.id,
-                    display_name=client.display_name,
-                    roles=[conn.role],
-                    scopes=sorted(conn.scopes),
-                )
-            )
+        entries.extend(conn.presence for conn in self.clients if conn.presence is not None)
         return entries
 
     def connection_counts(self) -> dict[str, int]:

@@ -40,6 +40,4 @@ def setup_logging(log_path: Path, *, to_stderr: bool) -> logging.Logger:
         stream.setFormatter(logging.Formatter("%(message)s"))
         stream.addFilter(lambda record: getattr(record, "console", True))
         root.addHandler(stream)
-    # picows logs every accepted connection at INFO; keep its chatter out of our log.
-    logging.getLogger("openclaw.gateway.ws").setLevel(logging.WARNING)
     return root

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from picows import WSAutoPingStrategy, WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
@@ -19,6 +19,41 @@ from picows.picows import WSProtocol  # type: ignore[attr-defined]
 from ..protocol import codes
 
 _LOG = logging.getLogger("openclaw.gateway.ws")
+
+
+class _PicowsLog:
+    """What picows logs through: warnings and errors reach our log, chatter does not.
+
+    A plain ``logging.Logger`` would make picows build a child Logger per connection and
+    log every accept at INFO; this keeps the per-connection cost off the handshake path.
+    """
+
+    name = _LOG.name
+
+    def isEnabledFor(self, level: int) -> bool:  # the logging API names it so
+        return level >= logging.WARNING and _LOG.isEnabledFor(level)
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        """Dropped."""
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        """Dropped."""
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.WARNING:
+            _LOG.log(level, msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        _LOG.warning(msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        _LOG.error(msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        _LOG.exception(msg, *args, **kwargs)
+
+
+_PICOWS_LOG = _PicowsLog()
 
 
 class MessageSink(Protocol):
@@ -146,7 +181,7 @@ def take_over(
         None,  # path (client side only)
         False,  # is_client_side
         lambda _request: listener,
-        _LOG,
+        _PICOWS_LOG,
         True,  # disconnect_on_exception
         None,  # our HTTP front already enforced the request-head timeout
         False,  # auto ping: the gateway's tick events keep links alive

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import json5
 import msgspec
 
 from openclaw_multi.errors import ConfigError
@@ -131,6 +130,12 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 def _parse(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)  # most configs are plain JSON (we write them so)
+    except ValueError:
+        pass
+    import json5  # comments or trailing commas: the slower, complete JSON5 parser
+
     try:
         return json5.loads(text)
     except ValueError as err:

@@ -16,12 +16,10 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 
 import msgspec
-import psutil
 
 from openclaw_multi.errors import LockHeldError
 
@@ -86,6 +84,8 @@ def process_start_time(pid: int) -> int | None:
     if _HAVE_PROC:
         stat = _proc_stat(pid)
         return None if stat is None else stat[1]
+    import psutil  # only off Linux: keeps the gateway's start-up import-light
+
     try:
         created: float = psutil.Process(pid).create_time()
         return round(created * 100)
@@ -98,6 +98,8 @@ def _is_zombie(pid: int) -> bool:
     if _HAVE_PROC:
         stat = _proc_stat(pid)
         return stat is not None and stat[0] == "Z"
+    import psutil
+
     try:
         status: str = psutil.Process(pid).status()
         return status == str(psutil.STATUS_ZOMBIE)
@@ -106,6 +108,14 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _cmdline(pid: int) -> list[str] | None:
+    if _HAVE_PROC:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return [arg.decode(errors="replace") for arg in raw.split(b"\0")[:-1]]
+    import psutil
+
     try:
         argv: list[str] = psutil.Process(pid).cmdline()
     except (psutil.Error, OSError):
@@ -202,10 +212,9 @@ def identity_matches_process(identity: Identity) -> bool:
 
 
 def _package_version() -> str:
-    try:
-        return metadata.version("openclaw-multi")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    from openclaw_multi import __version__
+
+    return __version__
 
 
 class _KernelLock:
@@ -402,6 +411,8 @@ def _short_command(pid: int) -> str:
     argv = _cmdline(pid)
     command = " ".join(argv) if argv else ""
     if not command:
+        import psutil
+
         try:
             command = psutil.Process(pid).name()
         except (psutil.Error, OSError):
@@ -421,6 +432,8 @@ def find_port_holder(port: int) -> tuple[int, str] | None:
         ``(pid, command)`` with the command line joined and cut to ~120 chars, or None
         if nothing listens there or the system will not say (e.g. macOS without root).
     """
+    import psutil  # needed only on the (rare) port-conflict path
+
     try:
         connections = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):
