@@ -9,6 +9,15 @@ Exit codes (documented in docs/cli.md):
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # `python -m openclaw_multi.cli.main`: run the one real module. Executing the rest of
+    # this file as __main__ would define a second `cli` that command modules importing
+    # `.main` never see (and a circular half-import while registering them).
+    from openclaw_multi.cli.main import main as _main
+
+    _main()
+    raise SystemExit(0)
+
 import os
 import sys
 from dataclasses import dataclass, field
@@ -75,10 +84,12 @@ def cli(ctx: click.Context, profile_flag: str | None, dev: bool) -> None:
 
 
 def _register() -> None:
-    from . import gateway_cmds
+    from . import gateway_cmds, profiles_cmds, supervisor_cmds
 
     cli.add_command(gateway_cmds.gateway)
     cli.add_command(gateway_cmds.health)
+    cli.add_command(profiles_cmds.profiles)
+    cli.add_command(supervisor_cmds.supervisor)
 
 
 _register()
