@@ -8,6 +8,7 @@ supervisor to stop its gateways, then kills leftovers by recorded pid + start ti
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import http.client
 import json
@@ -152,7 +153,19 @@ class Harness:
     def log(self) -> str:
         return (supervisor_dir(self.home) / "supervisor.log").read_text()
 
+    def wait_running(self, name: str, *, not_pid: int, timeout: float) -> ProfileStatus:
+        """Wait for a new ready gateway; on timeout show the supervisor's log."""
+        try:
+            status = wait_until(lambda: self.running(name, not_pid=not_pid), timeout, "restart")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n--- supervisor.log ---\n{self.log()[-4000:]}") from None
+        assert isinstance(status, ProfileStatus)
+        return status
+
     def cleanup(self) -> None:
+        # Record the current supervisor first: if the Shutdown fails, it is killed below.
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.supervisor_pid()
         try:
             if self.client.is_running():
                 self.client.request(Shutdown(stop_gateways=True), timeout=20, autostart=False)
@@ -242,9 +255,8 @@ def test_kill9_gateway_is_restarted(sup: Harness) -> None:
 
     os.kill(old, signal.SIGKILL)
     killed = time.monotonic()
-    new = wait_until(lambda: sup.running("work", not_pid=old), timeout=5, what="restart")
+    new = sup.wait_running("work", not_pid=old, timeout=5)
     print(f"\nkill -9 -> replacement ready: {time.monotonic() - killed:.3f}s")
-    assert isinstance(new, ProfileStatus)
     assert new.restarts == 1 and new.last_exit == -signal.SIGKILL
     assert "killed by signal 9" in (new.last_error or "")
     assert readyz(port) == 200
@@ -324,8 +336,7 @@ def test_gateways_survive_the_supervisor_and_are_adopted(sup: Harness) -> None:
 
     # An adopted gateway is watched like our own: its death is noticed and repaired.
     os.kill(pid, signal.SIGKILL)
-    new = wait_until(lambda: sup.running("work", not_pid=pid), timeout=5, what="restart")
-    assert isinstance(new, ProfileStatus)
+    new = sup.wait_running("work", not_pid=pid, timeout=5)
     assert new.last_exit is None and "status unknown" in (new.last_error or "")
 
 
@@ -470,8 +481,7 @@ def test_a_stopped_gateway_is_detected_by_probes_and_replaced(sup: Harness) -> N
     assert old is not None
     os.kill(old, signal.SIGSTOP)
     try:
-        new = wait_until(lambda: sup.running("work", not_pid=old), timeout=10, what="replace")
-        assert isinstance(new, ProfileStatus)
+        new = sup.wait_running("work", not_pid=old, timeout=10)
         assert "health probe failed" in (new.last_error or "")
         assert not _alive(old, sup.pids[old])
         assert readyz(port) == 200
