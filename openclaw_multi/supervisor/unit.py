@@ -512,9 +512,9 @@ class ProfileUnit:
         if child is None:
             return
         if child.alive:
-            code = await child.terminate(self._policy.stop_timeout)
-            if self.state is _S.STOPPING or self.last_exit is None:
-                self.last_exit = code
+            # Killed by us (stop, readiness timeout, failed probes): this is its status now,
+            # not whatever an earlier process of the profile exited with.
+            self.last_exit = await child.terminate(self._policy.stop_timeout)
         host = connect_host(self.host)
         timeout = self._policy.stop_timeout + _RELEASE_GRACE_S
         if not await wait_released(self.paths.lock_path, self.port, host, child.pid, timeout):
