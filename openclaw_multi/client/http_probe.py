@@ -8,6 +8,7 @@ parse the status line and the body. Used to look at many ports at once (``profil
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, Final
 
 import msgspec
@@ -37,20 +38,28 @@ async def probe_http(
         GatewayUnreachable: Refused, timed out, closed early, or not HTTP.
     """
     where = f"http://{_host_header(host)}:{port}{path}"
-    writer: asyncio.StreamWriter | None = None
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {_host_header(host)}:{port}\r\n"
+        "Accept: application/json\r\nConnection: close\r\n\r\n"
+    ).encode("ascii")
+    loop = asyncio.get_running_loop()
+    # A bare non-blocking socket rather than asyncio streams: when the deadline cancels the
+    # connect, the finally below still owns (and closes) the socket, so nothing leaks.
+    sock: socket.socket | None = None
+    chunks: list[bytes] = []
+    size = 0
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {_host_header(host)}:{port}\r\n"
-                "Accept: application/json\r\nConnection: close\r\n\r\n".encode("ascii")
-            )
-            await writer.drain()
-            raw = await reader.read(MAX_RESPONSE_BYTES + 1)
-            chunks = [raw]
-            size = len(raw)
-            while raw and size <= MAX_RESPONSE_BYTES:
-                raw = await reader.read(MAX_RESPONSE_BYTES + 1 - size)
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, address = infos[0]
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+            await loop.sock_sendall(sock, request)
+            while size <= MAX_RESPONSE_BYTES:
+                raw = await loop.sock_recv(sock, MAX_RESPONSE_BYTES + 1 - size)
+                if not raw:
+                    break
                 chunks.append(raw)
                 size += len(raw)
     except TimeoutError:
@@ -60,8 +69,8 @@ async def probe_http(
     except OSError as err:
         raise GatewayUnreachable(f"cannot reach {where}: {err.strerror or err}") from None
     finally:
-        if writer is not None:
-            writer.close()
+        if sock is not None:
+            sock.close()
     if size > MAX_RESPONSE_BYTES:
         raise GatewayUnreachable(f"answer from {where} is over {MAX_RESPONSE_BYTES} bytes")
     parsed = parse_response(b"".join(chunks))
