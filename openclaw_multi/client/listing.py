@@ -18,8 +18,9 @@ pid, version   the identity file the gateway writes beside its lock (supervisor 
 port           the identity file; for a stopped profile, ``gateway.port`` or derived
 bind           the profile's config (``gateway.bind``)
 uptimeS, rss   psutil on the pid (process create time, resident set size)
-clients        established TCP connections to the gateway's port held by its process
-               (psutil); WebSocket clients plus any HTTP request in flight
+clients        established TCP connections to the gateway's port (one read of
+               /proc/net/tcp{,6} for all profiles; psutil elsewhere): WebSocket clients
+               plus any HTTP request in flight
 restarts,      the supervisor (null when it is down)
 lastExit,
 lastError
@@ -189,7 +190,41 @@ async def _probe_all(
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
-def _process_facts(pid: int, port: int | None) -> tuple[float | None, int | None, int | None]:
+_TCP_ESTABLISHED = "01"  # include/net/tcp_states.h; the "st" column of /proc/net/tcp
+
+
+def _established_by_port() -> dict[int, int] | None:
+    """Established TCP connections per local port, host-wide, from one read of /proc.
+
+    One pass over ``/proc/net/tcp`` and ``tcp6`` serves every profile: asking psutil per
+    gateway re-reads those files (and each process's fds) once per profile, which cost
+    ~12 ms a profile on a busy host. A gateway's port is its own (it listens there), so an
+    established socket with that local port is one of its accepted connections.
+
+    Returns:
+        port -> count, or None where /proc/net is not available (then psutil per pid).
+    """
+    counts: dict[int, int] = {}
+    found = False
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name, encoding="ascii", errors="replace") as f:
+                next(f, None)  # the header line
+                for line in f:
+                    fields = line.split(None, 4)
+                    if len(fields) < 4 or fields[3] != _TCP_ESTABLISHED:
+                        continue
+                    port = int(fields[1].rpartition(":")[2], 16)
+                    counts[port] = counts.get(port, 0) + 1
+            found = True
+        except (OSError, ValueError):
+            continue
+    return counts if found else None
+
+
+def _process_facts(
+    pid: int, port: int | None, established: dict[int, int] | None
+) -> tuple[float | None, int | None, int | None]:
     """(uptime seconds, RSS bytes, established connections on ``port``) of a live pid."""
     try:
         proc = psutil.Process(pid)
@@ -197,7 +232,9 @@ def _process_facts(pid: int, port: int | None) -> tuple[float | None, int | None
             uptime = max(0.0, time.time() - proc.create_time())
             rss = int(proc.memory_info().rss)
         clients: int | None = None
-        if port is not None:
+        if port is not None and established is not None:
+            clients = established.get(port, 0)
+        elif port is not None:
             conns = proc.net_connections(kind="tcp")
             clients = sum(
                 1
@@ -222,7 +259,9 @@ def _health(probe: tuple[int | None, float] | None) -> tuple[str, float | None]:
     return HEALTH_OK, round(latency, 1)
 
 
-def _row(draft: _Draft, probe: tuple[int | None, float] | None) -> ProfileRow:
+def _row(
+    draft: _Draft, probe: tuple[int | None, float] | None, established: dict[int, int] | None
+) -> ProfileRow:
     status = draft.status
     desired = status.desired if status is not None else None
     # A gateway the supervisor does not hold (started by hand with `openclaw gateway run`)
@@ -239,7 +278,7 @@ def _row(draft: _Draft, probe: tuple[int | None, float] | None) -> ProfileRow:
     health, latency = _health(probe)
     uptime = rss = clients = None
     if draft.pid is not None:
-        uptime, rss, clients = _process_facts(draft.pid, draft.port)
+        uptime, rss, clients = _process_facts(draft.pid, draft.port, established)
         if uptime is not None:
             uptime = round(uptime, 1)
     last_error = status.last_error if status is not None else None
@@ -303,7 +342,9 @@ def collect_rows(
         runtime.run(_probe_all(targets, timeout)) if any(targets) else [None] * len(targets)
     )
     probe_seconds = time.perf_counter() - probe_started
-    rows = [_row(d, p) for d, p in zip(ordered, probes, strict=True)]
+    # Read after the probes, whose own connections are closed by now.
+    established = _established_by_port() if any(targets) else None
+    rows = [_row(d, p, established) for d, p in zip(ordered, probes, strict=True)]
     return Listing(
         rows=rows,
         supervisor_running=supervisor is not None,

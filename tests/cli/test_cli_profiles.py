@@ -321,6 +321,8 @@ def test_start_list_stop(host: Host) -> None:
     assert row["version"] and row["desired"] is True and row["shouldRun"] is True
     table = host.run("profiles", "list")
     assert table.returncode == 0 and " ok " in table.stdout
+    with socket.create_connection(("127.0.0.1", port)):  # one client, as the list counts them
+        assert host.row("work")["clients"] == 1
     logs = host.run("profiles", "logs", "work", "-n", "20")
     assert "gateway ready: profile work" in logs.stdout
     rm = host.run("profiles", "rm", "work")
