@@ -230,11 +230,7 @@ def create_cmd(
             "add --generate-token (or --token T)"
         )
     check_port_claim(paths, port)
-    existed = paths.state_dir.exists()
-    paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not existed:
-        os.chmod(paths.state_dir, 0o700)
-    save_config_atomic(paths.config_path, data)
+    _write_new_config(paths, data)
     out = click.echo
     out(f"created profile {paths.display_name}")
     out(f"  state dir: {paths.state_dir}")
@@ -252,6 +248,15 @@ def create_cmd(
     else:
         out(f"  auth:      {mode}")
     out(f"start it with: openclaw profiles start {paths.display_name}")
+
+
+def _write_new_config(paths: ProfilePaths, data: dict[str, Any]) -> None:
+    """Create the state dir (0700) if needed and write the config atomically (0600)."""
+    existed = paths.state_dir.exists()
+    paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not existed:
+        os.chmod(paths.state_dir, 0o700)  # mkdir's mode is filtered by the umask
+    save_config_atomic(paths.config_path, data)
 
 
 # --- start / stop / restart --------------------------------------------------------------
@@ -275,12 +280,25 @@ def _target_names(ctx: click.Context, names: Sequence[str], all_: bool) -> list[
     return seen
 
 
-def _precheck_start(home: Path, ctx: click.Context, names: list[str], all_: bool) -> None:
-    """The create rule again, before the supervisor spawns anything (exit 78 on conflict)."""
+def _precheck_start(
+    home: Path, ctx: click.Context, names: list[str], all_: bool, *, create_missing: bool
+) -> None:
+    """The create rule again, before the supervisor spawns anything (exit 78 on conflict).
+
+    With ``create_missing`` (``start``), a profile without a state dir is created first with
+    what ``profiles create NAME`` writes (derived port, loopback, the gateway's default auth),
+    and the person is told so: ``openclaw profiles start work`` works on a fresh machine.
+    """
     from ..profiles.discovery import list_profiles
 
     targets = list_profiles(home) if all_ else [_paths(ctx, n) for n in names]
     for paths in targets:
+        if not all_ and not paths.state_dir.exists() and create_missing:
+            port = derived_port(paths.name)
+            check_port_claim(paths, port)
+            _write_new_config(paths, {"gateway": {"port": port}})
+            click.echo(f"{paths.display_name}: created (port {port}, config {paths.config_path})")
+            continue
         if not all_:
             _require_existing(paths)
         port, _source = configured_port(paths)  # ConfigError (78) names file:line:col
@@ -343,7 +361,7 @@ def _lifecycle(
     home = _home(ctx)
     targets = _target_names(ctx, names, all_)
     if op in ("start", "restart"):
-        _precheck_start(home, ctx, targets, all_)
+        _precheck_start(home, ctx, targets, all_, create_missing=op == "start")
     client = _supervisor(ctx)
     # One autostarting request first, so the per-profile requests below never race to
     # start the supervisor.

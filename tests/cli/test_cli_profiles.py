@@ -442,3 +442,18 @@ def test_supervisor_status_and_stop(host: Host) -> None:
     stopped = host.run("supervisor", "stop")  # gateways keep serving
     assert stopped.returncode == 0, stopped.stderr
     assert host.row("work")["pid"] == pid
+
+
+@pytest.mark.e2e
+def test_start_creates_a_missing_profile(host: Host) -> None:
+    name = "fresh"
+    port = derived_port(name)
+    if not _free(port):
+        pytest.skip(f"the derived port {port} of {name!r} is busy on this machine")
+    result = _start(host, name)
+    assert result.returncode == 0, result.stderr
+    config = host.state_dir(name) / "openclaw.json"
+    assert json.loads(config.read_text())["gateway"]["port"] == port
+    assert result.stdout.splitlines()[0] == f"{name}: created (port {port}, config {config})"
+    assert result.stdout.splitlines()[1].startswith(f"{name}: running (pid ")
+    assert host.row(name)["health"] == "ok"
