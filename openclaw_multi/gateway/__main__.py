@@ -11,14 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, OpenClawError, ProfileConflictError, UsageError
+from ..errors import OpenClawError
 from ..profiles.paths import select_profile
 from .binding import BIND_MODES
-from .server import run_gateway
+from .server import exit_status, run_gateway
 from .settings import AUTH_MODES, GatewayOptions
-
-EXIT_USAGE = 2
-EXIT_CONFIG = 78
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,15 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             foreground=not args.quiet,
         )
         return run_gateway(options, os.environ)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ConfigError, ProfileConflictError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
     except OpenClawError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return exit_status(err)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger("openclaw.gateway")
 EVENTS = ("connect.challenge", "tick", "health", "presence", "shutdown")
 PRESENCE_COALESCE_S = 0.05
+FAN_OUT_SLICE = 64
 
 
 class HealthParams(msgspec.Struct, frozen=True):
@@ -158,16 +159,33 @@ class Gateway:
         """Send an event to every connected client; drop clients that stopped reading.
 
         The payload is encoded once; each client only gets its own ``seq`` wrapped around it.
+        Large fan-outs go out in slices, one per loop turn, so requests from busy clients are
+        not stuck behind a thousand socket writes.
         """
         if not isinstance(payload, msgspec.Raw):
             payload = msgspec.Raw(encoder.encode(payload))
         state_version = self.state_version() if versioned else msgspec.UNSET
+        self._fan_out(list(self.clients), event, payload, state_version)
+
+    def _fan_out(
+        self,
+        targets: list[Connection],
+        event: str,
+        payload: msgspec.Raw,
+        state_version: StateVersion | msgspec.UnsetType,
+    ) -> None:
         limit = self.settings.max_buffered_bytes
-        for conn in list(self.clients):
+        for conn in targets[:FAN_OUT_SLICE]:
+            if conn.phase is not Phase.CONNECTED:
+                continue  # left (or is leaving) since the broadcast began
             if conn.peer.buffered_bytes() > limit:
                 conn.close(codes.CLOSE_POLICY_VIOLATION, "slow consumer")
                 continue
             conn.send_event(event, payload, state_version)
+        if len(targets) > FAN_OUT_SLICE:
+            asyncio.get_running_loop().call_soon(
+                self._fan_out, targets[FAN_OUT_SLICE:], event, payload, state_version
+            )
 
     def state_version(self) -> StateVersion:
         return StateVersion(presence=self.presence_version, health=self.health_version)

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Mapping
 
 from .. import runtime
-from ..errors import OpenClawError, PortInUseError
+from ..errors import ConfigError, OpenClawError, PortInUseError, ProfileConflictError, UsageError
 from ..profiles.discovery import list_profiles
 from ..profiles.lock import ProfileLock, find_port_holder, port_in_use_message, read_identity
 from .http import HttpFront
@@ -28,6 +28,8 @@ from .settings import GatewayOptions, GatewaySettings, resolve_settings
 
 _LOG = logging.getLogger("openclaw.gateway")
 DRAIN_TIMEOUT_S = 0.5
+EXIT_USAGE = 2
+EXIT_CONFIG = 78
 
 
 def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
@@ -36,7 +38,8 @@ def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
     Raises:
         UsageError, ConfigError, LockHeldError, PortInUseError: before serving; the caller
         turns them into exit codes (78 for the last three). The message is also pushed to
-        ``NOTIFY_SOCKET`` as ``STATUS=`` so a supervisor can show it.
+        ``NOTIFY_SOCKET`` as ``STATUS=`` with ``ERRNO=`` the exit status to come, so a
+        supervisor can show the gateway's own words.
     """
     try:
         settings = resolve_settings(options, env)
@@ -44,16 +47,25 @@ def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
         lock = ProfileLock(settings.paths)
         lock.acquire()
     except OpenClawError as err:
-        notify(f"STATUS={err}\nERRNO=78")
+        notify(f"STATUS={err}\nERRNO={exit_status(err)}")
         raise
     try:
         return runtime.run(_serve(settings, lock))
     except OpenClawError as err:
         _LOG.error("%s", err, extra=FILE_ONLY)
-        notify(f"STATUS={err}\nERRNO=78")
+        notify(f"STATUS={err}\nERRNO={exit_status(err)}")
         raise
     finally:
         lock.release()
+
+
+def exit_status(err: OpenClawError) -> int:
+    """The gateway program's exit status for an error: 2 usage, 78 "do not restart", else 1."""
+    if isinstance(err, UsageError):
+        return EXIT_USAGE
+    if isinstance(err, ConfigError | ProfileConflictError):
+        return EXIT_CONFIG
+    return 1
 
 
 async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
@@ -100,6 +112,7 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
 async def _bind(gateway: Gateway, settings: GatewaySettings) -> list[asyncio.Server]:
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
+    host = settings.hosts[0]
     try:
         for host in settings.hosts:
             servers.append(
@@ -112,7 +125,8 @@ async def _bind(gateway: Gateway, settings: GatewaySettings) -> list[asyncio.Ser
             server.close()
         if err.errno == errno.EADDRINUSE:
             raise PortInUseError(_port_message(settings)) from None
-        raise PortInUseError(f"cannot listen on port {settings.port}: {err.strerror}") from None
+        where = f"{host}:{settings.port}"
+        raise ConfigError(f"cannot listen on {where} ({settings.bind}): {err.strerror}") from None
     return servers
 
 
