@@ -7,12 +7,34 @@ succeeds; only an answer proves it serves. Anything else within the timeout is a
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import socket
 from typing import Final
 
-__all__ = ["probe_readyz"]
+__all__ = ["connect", "probe_readyz"]
 
 _MAX_STATUS_LINE: Final = 256
+
+
+async def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """Open a non-blocking TCP connection within ``timeout``; the caller closes it.
+
+    A bare socket, not asyncio streams: if the deadline cancels the connect, this function
+    still owns the socket and closes it, so no transport is left behind.
+
+    Raises:
+        TimeoutError, OSError: no connection in time, refused, unreachable.
+    """
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def probe_readyz(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -26,21 +48,26 @@ async def probe_readyz(host: str, port: int, timeout: float = 1.0) -> bool:
     Returns:
         True only for an ``HTTP/1.x 200`` status line within ``timeout``.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        return await asyncio.wait_for(_probe(host, port), timeout)
-    except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        sock = await connect(host, port, timeout)
+    except (TimeoutError, OSError):
         return False
-
-
-async def _probe(host: str, port: int) -> bool:
-    reader, writer = await asyncio.open_connection(host, port, limit=_MAX_STATUS_LINE * 4)
     try:
-        writer.write(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        line = await reader.readuntil(b"\r\n")
+        async with asyncio.timeout_at(deadline):
+            await loop.sock_sendall(
+                sock, b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n" not in head and len(head) < _MAX_STATUS_LINE:
+                chunk = await loop.sock_recv(sock, _MAX_STATUS_LINE)
+                if not chunk:
+                    break
+                head += chunk
+    except (TimeoutError, OSError):
+        return False
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    parts = line.split(b" ", 2)
+        sock.close()
+    parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
     return len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1] == b"200"

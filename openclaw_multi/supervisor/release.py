@@ -19,6 +19,8 @@ import psutil
 
 from openclaw_multi.profiles.lock import find_port_holder
 
+from .probe import connect
+
 __all__ = ["connect_host", "lock_is_free", "port_released", "wait_released"]
 
 _CONNECT_TIMEOUT_S: Final = 0.5
@@ -60,14 +62,12 @@ def lock_is_free(lock_path: Path) -> bool:
 
 async def _refuses(host: str, port: int) -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), _CONNECT_TIMEOUT_S)
+        sock = await connect(host, port, _CONNECT_TIMEOUT_S)
     except TimeoutError:
         return False  # something holds the port but does not accept (stopped, backlog full)
     except OSError:
         return True  # refused, or unreachable: nobody serves it there
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    sock.close()
     return False
 
 
