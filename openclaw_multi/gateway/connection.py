@@ -29,6 +29,7 @@ from ..protocol.frames import (
     request_decoder,
 )
 from ..protocol.handshake import Accepted, Phase, Rejected, evaluate_connect
+from .binding import is_loopback
 from .methods import MethodError
 from .presence import PresenceEntry
 
@@ -157,7 +158,9 @@ class Connection:
             )
             return
         gateway = self.gateway
-        decision = evaluate_connect(params, gateway.settings.auth, ready=gateway.ready)
+        decision = evaluate_connect(
+            params, gateway.settings.auth, ready=gateway.ready, local=is_loopback((self.ip,))
+        )
         if isinstance(decision, Rejected):
             frame = ResponseFrame(id=request.id, ok=False, error=decision.error)
             if decision.auth_failure:

@@ -74,7 +74,7 @@ def secrets_equal(given: str, expected: bytes) -> bool:
 
 
 def evaluate_connect(
-    params: ConnectParams, policy: AuthPolicy, *, ready: bool
+    params: ConnectParams, policy: AuthPolicy, *, ready: bool, local: bool = True
 ) -> Accepted | Rejected:
     """Decide one ``connect`` request (rows of protocol.md's rules table, in order).
 
@@ -82,6 +82,7 @@ def evaluate_connect(
         params: the decoded, schema-valid connect params.
         policy: the gateway's auth requirement.
         ready: False while the gateway is still starting or already draining.
+        local: the peer is on a loopback address (only the wording of a refusal depends on it).
     """
     if not ready:
         return Rejected(
@@ -108,7 +109,7 @@ def evaluate_connect(
             ),
             codes.CLOSE_PROTOCOL_ERROR,
         )
-    method = _authenticate(params, policy)
+    method = _authenticate(params, policy, local)
     if isinstance(method, Rejected):
         return method
     probe = params.client.mode == "probe"
@@ -116,22 +117,23 @@ def evaluate_connect(
     return Accepted(protocol=protocol, role=params.role, scopes=granted, method=method)
 
 
-def _authenticate(params: ConnectParams, policy: AuthPolicy) -> str | Rejected:
+def _authenticate(params: ConnectParams, policy: AuthPolicy, local: bool) -> str | Rejected:
     if policy.mode == "none":
         return "none"
     auth = params.auth
     if policy.mode == "token" and auth.token:
         if policy.secret is not None and secrets_equal(auth.token, policy.secret):
             return "token"
-        return _mismatch("token")
+        return _mismatch("token", params, local)
     if policy.mode == "password" and auth.password:
         if policy.secret is not None and secrets_equal(auth.password, policy.secret):
             return "password"
-        return _mismatch("password")
+        return _mismatch("password", params, local)
     if auth.present():
         # A credential of the wrong kind (a password to a token gateway, a device token we
         # never issued) is a mismatch, not a missing identity.
-        return _mismatch(policy.mode if policy.mode in ("token", "password") else "token")
+        kind = policy.mode if policy.mode in ("token", "password") else "token"
+        return _mismatch(kind, params, local)
     return Rejected(
         ErrorShape(
             code=codes.NOT_PAIRED,
@@ -143,11 +145,36 @@ def _authenticate(params: ConnectParams, policy: AuthPolicy) -> str | Rejected:
     )
 
 
-def _mismatch(kind: str) -> Rejected:
+_UI_CLIENT_IDS = frozenset({"openclaw-control-ui", "openclaw-tui"})
+
+
+def mismatch_hint(kind: str, params: ConnectParams, local: bool) -> str:
+    """The advice in a refused secret's message, worded per client as the reference words it.
+
+    The reference gateway (2026.9.6, ``formatGatewayAuthFailureMessage``) tells a CLI
+    (``client.mode`` ``cli``) to use the gateway's own ``gateway.auth.<kind>`` when it is on
+    the same machine, or to fix ``gateway.remote.<kind>`` otherwise; the Control UI, the TUI
+    and webchat to enter the secret in the UI; every other client to provide it.
+    """
+    client = params.client
+    if client.mode == "cli":
+        if local:
+            extra = " or pair the device" if kind == "token" else ""
+            return f"use this gateway's gateway.auth.{kind}{extra}"
+        return f"set gateway.remote.{kind} to match gateway.auth.{kind}"
+    if client.id in _UI_CLIENT_IDS or client.mode == "webchat" or client.id == "webchat-ui":
+        if kind == "token":
+            return "open the dashboard URL and paste the token in Control UI settings"
+        return "enter the password in Control UI settings"
+    return f"provide gateway auth {kind}"
+
+
+def _mismatch(kind: str, params: ConnectParams, local: bool) -> Rejected:
+    hint = mismatch_hint(kind, params, local)
     return Rejected(
         ErrorShape(
             code=codes.INVALID_REQUEST,
-            message=f"unauthorized: gateway {kind} mismatch (provide gateway auth {kind})",
+            message=f"unauthorized: gateway {kind} mismatch ({hint})",
             details={"code": f"AUTH_{kind.upper()}_MISMATCH"},
         ),
         codes.CLOSE_POLICY_VIOLATION,

@@ -103,6 +103,56 @@ def test_token_mismatch() -> None:
     assert decision.error.details == {"code": "AUTH_TOKEN_MISMATCH"}
 
 
+@pytest.mark.parametrize(
+    ("client", "local", "kind", "hint"),
+    [
+        (
+            {"id": "cli", "mode": "cli"},
+            True,
+            "token",
+            "use this gateway's gateway.auth.token or pair the device",
+        ),
+        (
+            {"id": "cli", "mode": "cli"},
+            False,
+            "token",
+            "set gateway.remote.token to match gateway.auth.token",
+        ),
+        (
+            {"id": "cli", "mode": "cli"},
+            True,
+            "password",
+            "use this gateway's gateway.auth.password",
+        ),
+        (
+            {"id": "openclaw-control-ui", "mode": "ui"},
+            True,
+            "token",
+            "open the dashboard URL and paste the token in Control UI settings",
+        ),
+        (
+            {"id": "webchat", "mode": "webchat"},
+            True,
+            "password",
+            "enter the password in Control UI settings",
+        ),
+        ({"id": "gateway-client", "mode": "backend"}, True, "token", "provide gateway auth token"),
+        ({"id": "cli", "mode": "probe"}, True, "password", "provide gateway auth password"),
+    ],
+)
+def test_mismatch_message_is_worded_per_client_like_the_reference(
+    client: dict[str, str], local: bool, kind: str, hint: str
+) -> None:
+    """The reference gateway's own wording (2026.9.6, formatGatewayAuthFailureMessage)."""
+    info = {"version": "1.0", "platform": "linux", **client}
+    policy = TOKEN if kind == "token" else PASSWORD
+    decision = evaluate_connect(
+        params(client=info, auth={kind: "wrong"}), policy, ready=True, local=local
+    )
+    assert isinstance(decision, Rejected)
+    assert decision.error.message == f"unauthorized: gateway {kind} mismatch ({hint})"
+
+
 def test_no_credentials_is_device_identity_required() -> None:
     decision = evaluate_connect(params(), TOKEN, ready=True)
     assert isinstance(decision, Rejected)
