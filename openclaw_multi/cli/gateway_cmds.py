@@ -11,8 +11,10 @@ an exit code in ``main.py``. Secrets are never printed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,18 +22,17 @@ import click
 import msgspec
 
 from .. import runtime
-from ..client.gateway import GatewayClient
 from ..client.target import Target, resolve_target
 from ..errors import GatewayError, GatewayUnreachable, UsageError
 from ..gateway.binding import BIND_MODES
-from ..gateway.server import run_gateway
-from ..gateway.settings import GatewayOptions
+from .context import CliContext, profile_options
 
-if TYPE_CHECKING:  # main.py imports this module while it loads
-    from .main import CliContext
+if TYPE_CHECKING:
+    # Imported inside the commands that use them: picows and the gateway server cost
+    # ~100 ms of start-up that `openclaw profiles list` and `--help` should not pay.
+    from ..client.gateway import GatewayClient
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -43,6 +44,7 @@ def gateway() -> None:
 
 
 @gateway.command("run")
+@profile_options
 @click.option("--port", metavar="N", help="Port (default: env, gateway.port, derived).")
 @click.option("--bind", type=click.Choice(BIND_MODES), help="Where to listen.")
 @click.option("--auth", type=click.Choice(("none", "token", "password")), help="Auth mode.")
@@ -66,6 +68,9 @@ def run(
     """Run the profile's gateway in the foreground until SIGTERM/SIGINT."""
     if password is not None and password_file is not None:
         raise UsageError("use either --password or --password-file, not both")
+    from ..gateway.server import run_gateway
+    from ..gateway.settings import GatewayOptions
+
     name, explicit = obj.profile()
     options = GatewayOptions(
         profile=name,
@@ -82,8 +87,51 @@ def run(
 
 
 # -- client commands --------------------------------------------------------------------------
-def _client_options(func: F) -> F:
+@dataclass(frozen=True)
+class ClientArgs:
+    """The options every client command shares, parsed once."""
+
+    url: str | None
+    token: str | None
+    password: str | None
+    password_file: Path | None
+    timeout: float
+    as_json: bool
+
+    def target(self, obj: CliContext) -> Target:
+        """The gateway to talk to and the credentials to send (see docs/cli.md)."""
+        if not self.timeout > 0:
+            raise UsageError("Invalid --timeout. Use a number of seconds above 0, for example 10.")
+        return resolve_target(
+            obj.profile(),
+            obj.env,
+            url=self.url,
+            token=self.token,
+            password=self.password,
+            password_file=self.password_file,
+        )
+
+
+def _client_options(func: Callable[..., T]) -> Callable[..., T]:
+    """``--url --token --password --password-file --timeout --json`` (and the profile flags),
+    handed to the command as one ``client: ClientArgs``."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        url: str | None,
+        token: str | None,
+        password: str | None,
+        password_file: Path | None,
+        timeout: float,
+        as_json: bool,
+        **kwargs: Any,
+    ) -> T:
+        client = ClientArgs(url, token, password, password_file, timeout, as_json)
+        return func(*args, client=client, **kwargs)
+
     options = [
+        profile_options,
         click.option("--url", metavar="WS_URL", help="Gateway URL (needs --token/--password)."),
         click.option("--token", metavar="T", help="Gateway token."),
         click.option("--password", metavar="P", help="Gateway password."),
@@ -103,34 +151,16 @@ def _client_options(func: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="Print the payload as JSON."),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _target(
-    obj: CliContext,
-    url: str | None,
-    token: str | None,
-    password: str | None,
-    password_file: Path | None,
-    timeout: float,
-) -> Target:
-    if not timeout > 0:
-        raise UsageError("Invalid --timeout. Use a number of seconds above 0, for example 10.")
-    return resolve_target(
-        obj.profile(),
-        obj.env,
-        url=url,
-        token=token,
-        password=password,
-        password_file=password_file,
-    )
+        command = option(command)
+    return command
 
 
 def _with_client(
     target: Target, timeout: float, work: Callable[[GatewayClient], Awaitable[T]]
 ) -> T:
     """Connect, run ``work``, close; ``timeout`` bounds the whole exchange."""
+
+    from ..client.gateway import GatewayClient
 
     async def main() -> T:
         try:
@@ -163,19 +193,13 @@ def _echo_raw(raw: bytes) -> None:
     click.echo(raw)
 
 
-def _health(
-    obj: CliContext,
-    url: str | None,
-    token: str | None,
-    password: str | None,
-    password_file: Path | None,
-    timeout: float,
-    as_json: bool,
-) -> None:
-    target = _target(obj, url, token, password, password_file, timeout)
-    raw, elapsed_ms = _with_client(target, timeout, _call_timed("health", None, timeout))
+def _health(obj: CliContext, client: ClientArgs) -> None:
+    target = client.target(obj)
+    raw, elapsed_ms = _with_client(
+        target, client.timeout, _call_timed("health", None, client.timeout)
+    )
     payload = _decode_object(raw)
-    if as_json:
+    if client.as_json:
         _echo_raw(raw)
     else:
         click.echo(format_health(payload, elapsed_ms, target))
@@ -186,51 +210,27 @@ def _health(
 @gateway.command("health")
 @_client_options
 @click.pass_obj
-def gateway_health(
-    obj: CliContext,
-    url: str | None,
-    token: str | None,
-    password: str | None,
-    password_file: Path | None,
-    timeout: float,
-    as_json: bool,
-) -> None:
+def gateway_health(obj: CliContext, client: ClientArgs) -> None:
     """Ask the gateway for its health (exit 1 unless healthy)."""
-    _health(obj, url, token, password, password_file, timeout, as_json)
+    _health(obj, client)
 
 
 @click.command("health")
 @_client_options
 @click.pass_obj
-def health(
-    obj: CliContext,
-    url: str | None,
-    token: str | None,
-    password: str | None,
-    password_file: Path | None,
-    timeout: float,
-    as_json: bool,
-) -> None:
+def health(obj: CliContext, client: ClientArgs) -> None:
     """Ask the gateway for its health (same as ``gateway health``)."""
-    _health(obj, url, token, password, password_file, timeout, as_json)
+    _health(obj, client)
 
 
 @gateway.command("status")
 @_client_options
 @click.pass_obj
-def status(
-    obj: CliContext,
-    url: str | None,
-    token: str | None,
-    password: str | None,
-    password_file: Path | None,
-    timeout: float,
-    as_json: bool,
-) -> None:
+def status(obj: CliContext, client: ClientArgs) -> None:
     """Show what the gateway reports about itself: pid, version, uptime, connections."""
-    target = _target(obj, url, token, password, password_file, timeout)
-    raw, _ = _with_client(target, timeout, _call_timed("status", None, timeout))
-    if as_json:
+    target = client.target(obj)
+    raw, _ = _with_client(target, client.timeout, _call_timed("status", None, client.timeout))
+    if client.as_json:
         _echo_raw(raw)
     else:
         click.echo(format_status(_decode_object(raw), target))
@@ -241,22 +241,12 @@ def status(
 @click.option("--params", "params_json", metavar="JSON", help="Params: a JSON object or array.")
 @_client_options
 @click.pass_obj
-def call(
-    obj: CliContext,
-    method: str,
-    params_json: str | None,
-    url: str | None,
-    token: str | None,
-    password: str | None,
-    password_file: Path | None,
-    timeout: float,
-    as_json: bool,
-) -> None:
+def call(obj: CliContext, method: str, params_json: str | None, client: ClientArgs) -> None:
     """Call METHOD and print its payload as JSON."""
     params = parse_params(params_json)
-    target = _target(obj, url, token, password, password_file, timeout)
-    raw, _ = _with_client(target, timeout, _call_timed(method, params, timeout))
-    _echo_raw(raw if as_json else msgspec.json.format(raw, indent=2))
+    target = client.target(obj)
+    raw, _ = _with_client(target, client.timeout, _call_timed(method, params, client.timeout))
+    _echo_raw(raw if client.as_json else msgspec.json.format(raw, indent=2))
 
 
 # -- pure helpers (tested without a gateway) ---------------------------------------------------

@@ -9,25 +9,14 @@ Exit codes (documented in docs/cli.md):
 
 from __future__ import annotations
 
-if __name__ == "__main__":
-    # `python -m openclaw_multi.cli.main`: run the one real module. Executing the rest of
-    # this file as __main__ would define a second `cli` that command modules importing
-    # `.main` never see (and a circular half-import while registering them).
-    from openclaw_multi.cli.main import main as _main
-
-    _main()
-    raise SystemExit(0)
-
-import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import click
 
 from .. import __version__
 from ..errors import ConfigError, OpenClawError, ProfileConflictError, UsageError
-from ..profiles.paths import select_profile
+from .context import CliContext
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -42,19 +31,6 @@ def exit_code_for(err: OpenClawError) -> int:
     if isinstance(err, ConfigError | ProfileConflictError):
         return EXIT_CONFIG
     return EXIT_FAILURE
-
-
-@dataclass
-class CliContext:
-    """What every command can read from ``ctx.obj``."""
-
-    profile_flag: str | None = None
-    dev: bool = False
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    def profile(self) -> tuple[str | None, bool]:
-        """The selected profile name (None: default) and whether it was chosen explicitly."""
-        return select_profile(self.profile_flag, self.dev, self.env)
 
 
 class OpenClawGroup(click.Group):
@@ -101,3 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="openclaw", standalone_mode=True)
     except OpenClawError as err:  # raised outside a command's invoke (e.g. option callbacks)
         fail(str(err), exit_code_for(err))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -53,6 +53,7 @@ from ..protocol.control import (
     Status,
     Stop,
 )
+from .context import CliContext
 
 if TYPE_CHECKING:
     from ..client.control import SupervisorClient
@@ -62,16 +63,8 @@ DEFAULT_WAIT_S = 60.0
 _LIST_PROBE_TIMEOUT_S = 1.0
 
 
-class _CliState(Protocol):
-    """What this module reads from ``ctx.obj`` (cli.main.CliContext)."""
-
-    env: dict[str, str]
-
-    def profile(self) -> tuple[str | None, bool]: ...
-
-
-def _state(ctx: click.Context) -> _CliState:
-    obj: _CliState = ctx.find_root().obj
+def _state(ctx: click.Context) -> CliContext:
+    obj: CliContext = ctx.find_root().obj
     return obj
 
 

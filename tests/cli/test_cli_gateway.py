@@ -297,3 +297,18 @@ def test_format_helpers() -> None:
     assert [gateway_cmds.human_duration(s) for s in (5, 65, 90061)] == ["5s", "1m 5s", "1d 1h"]
     assert gateway_cmds.parse_params(None) is None
     assert gateway_cmds.parse_params("[1]") == [1]
+
+
+def test_profile_flag_after_the_command(home: Path, gateway: GatewayProcess) -> None:
+    """`openclaw health --profile work` means the same as `openclaw --profile work health`."""
+    write_config(home, "work", json.dumps({"gateway": {"port": gateway.port}}))
+    after = openclaw(home, "gateway", "status", "--profile", "work", "--json")
+    before = openclaw(home, "--profile", "work", "gateway", "status", "--json")
+    assert after.returncode == before.returncode == 0, after.stderr + before.stderr
+    assert json.loads(after.stdout)["pid"] == json.loads(before.stdout)["pid"] == gateway.pid
+    wrong = openclaw(home, "health", "--profile", "bad name!")
+    assert wrong.returncode == 2
+    assert one_error_line(wrong) == 'error: Invalid --profile (use letters, numbers, "_", "-" only)'
+    both = openclaw(home, "health", "--profile", "work", "--dev")
+    assert both.returncode == 2
+    assert one_error_line(both) == "error: --dev cannot be combined with --profile"
