@@ -135,8 +135,6 @@ def check_port_claim(paths: ProfilePaths, port: int) -> None:
     if holder is not None:
         if own_pid is not None and holder[0] == own_pid:
             return
-        # A command line may hold newlines (python -c "..."); the message is one line.
-        holder = (holder[0], " ".join(holder[1].split()))
         raise PortInUseError(port_in_use_message(port, holder, by_port))
     if own_pid is None and _something_listens(port):
         raise PortInUseError(port_in_use_message(port, None, by_port))

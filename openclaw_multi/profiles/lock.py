@@ -409,7 +409,8 @@ class ProfileLock:
 
 def _short_command(pid: int) -> str:
     argv = _cmdline(pid)
-    command = " ".join(argv) if argv else ""
+    # One line whatever the argv holds (`python -c "...\n..."`): it goes into one-line errors.
+    command = " ".join(" ".join(argv).split()) if argv else ""
     if not command:
         import psutil
 

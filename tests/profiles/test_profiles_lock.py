@@ -355,6 +355,7 @@ def test_find_port_holder_names_the_listening_child(
     pid, command = found
     assert pid == child.pid
     assert command.startswith(sys.executable) and "-c" in command
+    assert "\n" not in command  # the -c script spans lines; the message must not
     assert len(command) <= 120
     assert port_in_use_message(port, found, {port: "rescue"}) == (
         f"port {port} is already in use by pid {child.pid} ({command}); "
