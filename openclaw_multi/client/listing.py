@@ -18,9 +18,8 @@ pid, version   the identity file the gateway writes beside its lock (supervisor 
 port           the identity file; for a stopped profile, ``gateway.port`` or derived
 bind           the profile's config (``gateway.bind``)
 uptimeS, rss   psutil on the pid (process create time, resident set size)
-clients        established TCP connections to the gateway's port (one read of
-               /proc/net/tcp{,6} for all profiles; psutil elsewhere): WebSocket clients
-               plus any HTTP request in flight
+clients        the same ``/readyz`` answer: authenticated WebSocket clients (operators
+               and nodes) the gateway counts
 restarts,      the supervisor (null when it is down)
 lastExit,
 lastError
@@ -168,21 +167,38 @@ def _draft(paths: ProfilePaths, status: ProfileStatus | None) -> _Draft:
     return _Draft(paths, status, identity, pid, port, host, bind, config_error)
 
 
-async def _probe_one(host: str, port: int, timeout: float) -> tuple[int | None, float]:
+@dataclass(frozen=True)
+class _Probe:
+    """One ``/readyz`` answer: HTTP status (None: no answer), latency, clients it counts."""
+
+    status: int | None
+    latency_ms: float
+    clients: int | None = None
+
+
+async def _probe_one(host: str, port: int, timeout: float) -> _Probe:
     started = time.perf_counter()
     try:
-        status, _body = await asyncio.wait_for(
+        status, body = await asyncio.wait_for(
             probe_http(host, port, "/readyz", timeout=timeout), timeout
         )
     except (OpenClawError, OSError, TimeoutError, ValueError):
-        return None, (time.perf_counter() - started) * 1000.0
-    return status, (time.perf_counter() - started) * 1000.0
+        return _Probe(None, (time.perf_counter() - started) * 1000.0)
+    return _Probe(status, (time.perf_counter() - started) * 1000.0, _client_count(body))
+
+
+def _client_count(body: dict[str, Any]) -> int | None:
+    counts = body.get("connections")
+    if not isinstance(counts, dict):
+        return None
+    clients = [counts.get("operators"), counts.get("nodes")]
+    return sum(c for c in clients if isinstance(c, int))
 
 
 async def _probe_all(
     targets: Sequence[tuple[str, int] | None], timeout: float
-) -> list[tuple[int | None, float] | None]:
-    async def one(target: tuple[str, int] | None) -> tuple[int | None, float] | None:
+) -> list[_Probe | None]:
+    async def one(target: tuple[str, int] | None) -> _Probe | None:
         if target is None:
             return None
         return await _probe_one(target[0], target[1], timeout)
@@ -190,68 +206,20 @@ async def _probe_all(
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
-_TCP_ESTABLISHED = "01"  # include/net/tcp_states.h; the "st" column of /proc/net/tcp
-
-
-def _established_by_port() -> dict[int, int] | None:
-    """Established TCP connections per local port, host-wide, from one read of /proc.
-
-    One pass over ``/proc/net/tcp`` and ``tcp6`` serves every profile: asking psutil per
-    gateway re-reads those files (and each process's fds) once per profile, which cost
-    ~12 ms a profile on a busy host. A gateway's port is its own (it listens there), so an
-    established socket with that local port is one of its accepted connections.
-
-    Returns:
-        port -> count, or None where /proc/net is not available (then psutil per pid).
-    """
-    counts: dict[int, int] = {}
-    found = False
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name, encoding="ascii", errors="replace") as f:
-                next(f, None)  # the header line
-                for line in f:
-                    fields = line.split(None, 4)
-                    if len(fields) < 4 or fields[3] != _TCP_ESTABLISHED:
-                        continue
-                    port = int(fields[1].rpartition(":")[2], 16)
-                    counts[port] = counts.get(port, 0) + 1
-            found = True
-        except (OSError, ValueError):
-            continue
-    return counts if found else None
-
-
-def _process_facts(
-    pid: int, port: int | None, established: dict[int, int] | None
-) -> tuple[float | None, int | None, int | None]:
-    """(uptime seconds, RSS bytes, established connections on ``port``) of a live pid."""
+def _process_facts(pid: int) -> tuple[float | None, int | None]:
+    """(uptime seconds, RSS bytes) of a live pid."""
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
-            uptime = max(0.0, time.time() - proc.create_time())
-            rss = int(proc.memory_info().rss)
-        clients: int | None = None
-        if port is not None and established is not None:
-            clients = established.get(port, 0)
-        elif port is not None:
-            conns = proc.net_connections(kind="tcp")
-            clients = sum(
-                1
-                for c in conns
-                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
-            )
+            return max(0.0, time.time() - proc.create_time()), int(proc.memory_info().rss)
     except (psutil.Error, OSError):
-        return None, None, None
-    return uptime, rss, clients
+        return None, None
 
 
-def _health(probe: tuple[int | None, float] | None) -> tuple[str, float | None]:
-    if probe is None:
+def _health(probe: _Probe | None) -> tuple[str, float | None]:
+    if probe is None or probe.status is None:
         return HEALTH_DOWN, None
-    status, latency = probe
-    if status is None:
-        return HEALTH_DOWN, None
+    status, latency = probe.status, probe.latency_ms
     if status != 200:
         return HEALTH_DEGRADED, round(latency, 1)
     if latency > SLOW_PROBE_MS:
@@ -259,9 +227,7 @@ def _health(probe: tuple[int | None, float] | None) -> tuple[str, float | None]:
     return HEALTH_OK, round(latency, 1)
 
 
-def _row(
-    draft: _Draft, probe: tuple[int | None, float] | None, established: dict[int, int] | None
-) -> ProfileRow:
+def _row(draft: _Draft, probe: _Probe | None) -> ProfileRow:
     status = draft.status
     desired = status.desired if status is not None else None
     # A gateway the supervisor does not hold (started by hand with `openclaw gateway run`)
@@ -276,11 +242,12 @@ def _row(
     else:
         should_run = draft.identity is not None
     health, latency = _health(probe)
-    uptime = rss = clients = None
+    uptime = rss = None
     if draft.pid is not None:
-        uptime, rss, clients = _process_facts(draft.pid, draft.port, established)
+        uptime, rss = _process_facts(draft.pid)
         if uptime is not None:
             uptime = round(uptime, 1)
+    clients = probe.clients if probe is not None else None
     last_error = status.last_error if status is not None else None
     if draft.config_error is not None and last_error is None:
         last_error = draft.config_error
@@ -338,13 +305,11 @@ def collect_rows(
         (d.host, d.port) if d.pid is not None and d.port is not None else None for d in ordered
     ]
     probe_started = time.perf_counter()
-    probes: list[tuple[int | None, float] | None] = (
+    probes: list[_Probe | None] = (
         runtime.run(_probe_all(targets, timeout)) if any(targets) else [None] * len(targets)
     )
     probe_seconds = time.perf_counter() - probe_started
-    # Read after the probes, whose own connections are closed by now.
-    established = _established_by_port() if any(targets) else None
-    rows = [_row(d, p, established) for d, p in zip(ordered, probes, strict=True)]
+    rows = [_row(d, p) for d, p in zip(ordered, probes, strict=True)]
     return Listing(
         rows=rows,
         supervisor_running=supervisor is not None,

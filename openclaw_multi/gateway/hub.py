@@ -312,7 +312,13 @@ class Gateway:
             return 200, {"ok": True, "status": "live"}
         if path in ("/ready", "/readyz"):
             if self.ready:
-                return 200, {"ready": True, "failing": [], "uptimeMs": self.uptime_ms}
+                # connections: what `openclaw profiles list` shows, at no extra round trip.
+                return 200, {
+                    "ready": True,
+                    "failing": [],
+                    "uptimeMs": self.uptime_ms,
+                    "connections": self.connection_counts(),
+                }
             return 503, {"ready": False, "failing": ["draining" if self.draining else "starting"]}
         if self.draining or not self.ready:
             status = "draining" if self.draining else "starting"

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import clean_env, free_port, wait_until
+from wire import Wire
 
 from openclaw_multi.profiles.lock import identity_matches_process, read_identity
 from openclaw_multi.profiles.ports import PORT_BLOCK, derived_port
@@ -321,8 +322,13 @@ def test_start_list_stop(host: Host) -> None:
     assert row["version"] and row["desired"] is True and row["shouldRun"] is True
     table = host.run("profiles", "list")
     assert table.returncode == 0 and " ok " in table.stdout
-    with socket.create_connection(("127.0.0.1", port)):  # one client, as the list counts them
+    client = Wire(port)  # clients are authenticated WebSocket connections, as /readyz counts
+    try:
+        assert host.row("work")["clients"] == 0
+        client.hello()
         assert host.row("work")["clients"] == 1
+    finally:
+        client.close()
     logs = host.run("profiles", "logs", "work", "-n", "20")
     assert "gateway ready: profile work" in logs.stdout
     rm = host.run("profiles", "rm", "work")
