@@ -1,0 +1,177 @@
+"""The real OpenClaw CLI (the reference client) against a real token gateway of ours.
+
+The CLI is openclaw 2026.9.6 from the npm registry, on its own Node 24, installed by
+``scripts/setup-reference-client`` into ``.cache/reference-client/`` with a wrapper,
+``bin/openclaw-ref``. Without it these tests skip on a developer's machine and fail in CI
+(``CI`` set), naming the script to run.
+
+Each CLI call runs with a temp HOME and state dir (no OPENCLAW_* from the caller), update
+checks and telemetry off, in a process group of its own that is killed on timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import GatewayProcess, clean_env
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+WRAPPER = REPO / ".cache" / "reference-client" / "bin" / "openclaw-ref"
+TOKEN = "ref-" + uuid.uuid4().hex
+CLI_TIMEOUT = 60.0  # seconds per CLI call; the CLI's own request timeout is 10 s
+# What the reference client shows a local CLI whose token is wrong (the reference gateway's
+# own wording, formatGatewayAuthFailureMessage).
+MISMATCH = (
+    "unauthorized: gateway token mismatch "
+    "(use this gateway's gateway.auth.token or pair the device)"
+)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, object]:
+        value = json.loads(self.stdout)
+        assert isinstance(value, dict), self.stdout
+        return value
+
+    def __str__(self) -> str:
+        return f"exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}"
+
+
+@pytest.fixture(scope="session")
+def reference_cli() -> Path:
+    """The wrapper, or a skip (a fail in CI) saying how to install it."""
+    if os.access(WRAPPER, os.X_OK):
+        return WRAPPER
+    message = (
+        f"reference client not installed ({WRAPPER} missing): run ./scripts/setup-reference-client"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def compat_gateway(home: Path, gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
+    """A gateway for profile ``compat`` that requires the shared token."""
+    state = home / ".openclaw-compat"
+    state.mkdir()
+    (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
+    env = {"OPENCLAW_PROFILE": "compat", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
+    return gateway_factory("compat", env_extra=env)
+
+
+@pytest.fixture
+def run_cli(reference_cli: Path, tmp_path: Path) -> Callable[..., Result]:
+    """Run ``openclaw-ref ARGS...`` as a user with an empty home would, bounded in time."""
+    client_home = tmp_path / "client-home"
+    client_home.mkdir()
+    env = clean_env(
+        client_home,
+        OPENCLAW_STATE_DIR=str(client_home / ".openclaw"),
+        OPENCLAW_NO_AUTO_UPDATE="1",
+        OPENCLAW_DISABLE_BONJOUR="1",
+        DO_NOT_TRACK="1",
+        NO_COLOR="1",
+    )
+
+    def run(*args: str) -> Result:
+        proc = subprocess.Popen(
+            [str(reference_cli), *args],
+            env=env,
+            cwd=client_home,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # the CLI respawns itself: kill its whole group
+        )
+        try:
+            out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"openclaw-ref {' '.join(args)} still running after {CLI_TIMEOUT}s\n{out}\n{err}"
+            ) from None
+        return Result(proc.returncode, out, err)
+
+    return run
+
+
+def call_args(gw: GatewayProcess, *args: str, token: str = TOKEN) -> tuple[str, ...]:
+    return (*args, "--url", f"ws://127.0.0.1:{gw.port}", "--token", token)
+
+
+def test_health(compat_gateway: GatewayProcess, run_cli: Callable[..., Result]) -> None:
+    result = run_cli(*call_args(compat_gateway, "gateway", "health", "--json"))
+    assert result.returncode == 0, result
+    health = result.json()
+    assert health["ok"] is True
+    assert health["pid"] == compat_gateway.pid and health["port"] == compat_gateway.port
+    assert health["profile"] == "compat"
+    # The human form too: the CLI renders our payload.
+    human = run_cli(*call_args(compat_gateway, "gateway", "health"))
+    assert human.returncode == 0, human
+    assert "Gateway Health" in human.stdout and "OK" in human.stdout
+
+
+def test_status(compat_gateway: GatewayProcess, run_cli: Callable[..., Result]) -> None:
+    result = run_cli(*call_args(compat_gateway, "gateway", "call", "status", "--json"))
+    assert result.returncode == 0, result
+    status = result.json()
+    assert status["pid"] == compat_gateway.pid
+    assert status["port"] == compat_gateway.port
+    assert status["profile"] == "compat" and status["authMode"] == "token"
+    assert status["stateDir"] == str(compat_gateway.state_dir)
+
+
+def test_unknown_method(compat_gateway: GatewayProcess, run_cli: Callable[..., Result]) -> None:
+    name = "nope." + uuid.uuid4().hex[:8]
+    result = run_cli(*call_args(compat_gateway, "gateway", "call", name, "--json"))
+    assert result.returncode != 0, result
+    error = result.json()["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["message"] == f"unknown method: {name}"
+    human = run_cli(*call_args(compat_gateway, "gateway", "call", name))
+    assert human.returncode != 0, human
+    assert f"Gateway call failed: unknown method: {name}" in human.stderr
+    # The socket stayed open after the error: the gateway is still serving.
+    assert compat_gateway.proc.poll() is None
+
+
+def test_token_mismatch_refused(
+    compat_gateway: GatewayProcess, run_cli: Callable[..., Result]
+) -> None:
+    wrong = "wrong-" + uuid.uuid4().hex
+    result = run_cli(*call_args(compat_gateway, "gateway", "health", "--json", token=wrong))
+    assert result.returncode != 0, result
+    error = result.json()["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["message"] == MISMATCH
+    assert error["details"] == {"code": "AUTH_TOKEN_MISMATCH"}
+    human = run_cli(*call_args(compat_gateway, "gateway", "health", token=wrong))
+    assert human.returncode != 0, human
+    assert human.stderr.strip().splitlines()[-1] == MISMATCH
+    # A handshake refusal (logged by the gateway, secret not echoed), not a later error.
+    assert "auth failed from 127.0.0.1 (client cli)" in compat_gateway.output()
+    assert wrong not in compat_gateway.output()
+    # The right token still works afterwards.
+    ok = run_cli(*call_args(compat_gateway, "gateway", "health", "--json"))
+    assert ok.returncode == 0, ok
