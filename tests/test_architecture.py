@@ -11,12 +11,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "openclaw_multi"
 ALLOWED: dict[str, set[str]] = {
     "cli": {"client", "supervisor", "gateway", "protocol", "profiles", "errors", "runtime"},
     "client": {"protocol", "profiles", "errors", "runtime"},
-    "supervisor": {"protocol", "profiles", "errors", "runtime"},
-    "gateway": {"protocol", "profiles", "errors", "runtime"},
+    "supervisor": {"protocol", "profiles", "errors", "runtime", "faults"},
+    "gateway": {"protocol", "profiles", "errors", "runtime", "faults"},
     "protocol": {"errors"},
     "profiles": {"errors"},
     "errors": set(),
     "runtime": set(),
+    "faults": set(),
     "__init__": set(),
 }
 

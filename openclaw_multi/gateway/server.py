@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from .. import runtime
 from ..errors import ConfigError, OpenClawError, PortInUseError, ProfileConflictError, UsageError
+from ..faults import checkpoint
 from ..profiles.discovery import list_profiles
 from ..profiles.lock import ProfileLock, find_port_holder, port_in_use_message, read_identity
 from .http import HttpFront
@@ -45,10 +46,12 @@ def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
         settings = resolve_settings(options, env)
         setup_logging(settings.paths.log_path, to_stderr=options.foreground)
         lock = ProfileLock(settings.paths)
+        checkpoint("gateway.before-lock")
         lock.acquire()
     except OpenClawError as err:
         notify(f"STATUS={err}\nERRNO={exit_status(err)}")
         raise
+    checkpoint("gateway.locked")
     try:
         return runtime.run(_serve(settings, lock))
     except OpenClawError as err:
@@ -72,7 +75,9 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     loop = asyncio.get_running_loop()
     gateway = Gateway(settings)
     servers = await _bind(gateway, settings)
+    checkpoint("gateway.bound")
     lock.publish(settings.port, settings.hosts[0], settings.paths.config_path, settings.version)
+    checkpoint("gateway.published")
     stop = asyncio.Event()
     signals_seen: list[int] = []
 
@@ -92,11 +97,13 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
         os.getpid(),
     )
     notify(f"READY=1\nSTATUS=listening on {where}\nMAINPID={os.getpid()}")
+    checkpoint("gateway.serving")
     ticks = asyncio.create_task(gateway.run_ticks())
     try:
         await stop.wait()
     finally:
         ticks.cancel()
+    checkpoint("gateway.stopping")
     _LOG.info("signal %d: draining %d connection(s)", signals_seen[0], len(gateway.sockets))
     notify("STOPPING=1")
     gateway.drain("gateway stopping")

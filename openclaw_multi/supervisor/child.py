@@ -25,6 +25,7 @@ from typing import Final
 
 import psutil
 
+from openclaw_multi.faults import FAULT_ENV_PREFIX
 from openclaw_multi.profiles.lock import Identity, identity_matches_process, process_start_time
 from openclaw_multi.profiles.paths import ProfilePaths, env_for_profile
 
@@ -68,6 +69,7 @@ def gateway_env(
     ``NOTIFY_SOCKET`` points readiness at the supervisor.
     """
     env = env_for_profile(name, base_env)
+    env.update((k, v) for k, v in base_env.items() if k.startswith(FAULT_ENV_PREFIX))  # tests
     env["OPENCLAW_HOME"] = str(home)
     env["NOTIFY_SOCKET"] = str(notify_path)
     return env

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from openclaw_multi.errors import OpenClawError
+from openclaw_multi.faults import checkpoint
 from openclaw_multi.profiles.config import load_config
 from openclaw_multi.profiles.lock import read_identity
 from openclaw_multi.profiles.paths import ProfilePaths
@@ -414,6 +415,7 @@ class ProfileUnit:
             self._fire(_E.GIVE_UP)
             return
         _LOG.info("profile %s: spawned gateway pid %d", self.name, self.child.pid)
+        checkpoint("supervisor.spawned")
 
     async def _in_starting(self) -> None:
         child = self.child
@@ -423,6 +425,7 @@ class ProfileUnit:
         if self._ready.is_set():
             self._on_ready(child)
             self._fire(_E.READY)
+            checkpoint("supervisor.ready")
         elif not child.alive:
             self._record_exit(child.exited.result())
             self._fire(_E.EXITED)
@@ -515,6 +518,7 @@ class ProfileUnit:
             # Killed by us (stop, readiness timeout, failed probes): this is its status now,
             # not whatever an earlier process of the profile exited with.
             self.last_exit = await child.terminate(self._policy.stop_timeout)
+            checkpoint("supervisor.stop-signalled")
         host = connect_host(self.host)
         timeout = self._policy.stop_timeout + _RELEASE_GRACE_S
         if not await wait_released(self.paths.lock_path, self.port, host, child.pid, timeout):
@@ -564,6 +568,7 @@ class ProfileUnit:
             self._spawn()
 
     async def _in_stopping(self) -> None:
+        checkpoint("supervisor.stop-begin")
         await self._release()
         self._fire(_E.STOPPED)
 
