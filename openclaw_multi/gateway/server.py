@@ -26,6 +26,7 @@ from .hub import Gateway
 from .logs import FILE_ONLY, setup_logging
 from .notify import notify
 from .settings import GatewayOptions, GatewaySettings, resolve_settings
+from .watchdog import start_watchdog
 
 _LOG = logging.getLogger("openclaw.gateway")
 DRAIN_TIMEOUT_S = 0.5
@@ -97,6 +98,7 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
         os.getpid(),
     )
     notify(f"READY=1\nSTATUS=listening on {where}\nMAINPID={os.getpid()}")
+    start_watchdog()  # WATCHDOG=1 every half WATCHDOG_USEC, when systemd asks for it
     checkpoint("gateway.serving")
     ticks = asyncio.create_task(gateway.run_ticks())
     try:
