@@ -52,12 +52,18 @@ def run_gateway(options: GatewayOptions, env: Mapping[str, str]) -> int:
     except OpenClawError as err:
         notify(f"STATUS={err}\nERRNO={exit_status(err)}")
         raise
+    except OSError as err:  # no space, read-only state dir: say why, or the exit is silent
+        notify(f"STATUS=cannot start the gateway: {err}\nERRNO=1")
+        raise
     checkpoint("gateway.locked")
     try:
         return runtime.run(_serve(settings, lock))
     except OpenClawError as err:
         _LOG.error("%s", err, extra=FILE_ONLY)
         notify(f"STATUS={err}\nERRNO={exit_status(err)}")
+        raise
+    except OSError as err:  # e.g. the identity file cannot be written on a full disk
+        notify(f"STATUS=cannot start the gateway: {err}\nERRNO=1")
         raise
     finally:
         lock.release()
