@@ -104,6 +104,7 @@ class Supervisor:
         self._force = asyncio.Event()
         self._signals: list[int] = []
         self._closing = False
+        self._saved: dict[str, bool] | None = None  # desired.json as last written by us
         self._stop_gateways = options.stop_gateways
 
     # --- running -------------------------------------------------------------------------
@@ -215,10 +216,15 @@ class Supervisor:
 
     def _persist(self) -> None:
         desired: dict[str, bool] = {n: True for n, unit in self._units.items() if unit.desired}
+        if desired == self._saved:
+            return
         try:
             save_desired(self.paths.desired_path, desired)
         except OSError as err:
+            # Left unsaved: the next command tries again (a full disk must not lose it).
             _LOG.error("cannot write %s: %s", self.paths.desired_path, err)
+            return
+        self._saved = desired
 
     def _on_notify(self, message: NotifyMessage) -> None:
         pid = message.pid

@@ -230,9 +230,8 @@ class ProfileUnit:
             op.done.set_result(result)
 
     def _set_desired(self, desired: bool) -> None:
-        if self.desired != desired:
-            self.desired = desired
-            self._ctx.persist()
+        self.desired = desired
+        self._ctx.persist()  # writes only if the file differs (and retries a failed save)
 
     # --- events from the notify socket -------------------------------------------------
 
