@@ -132,7 +132,7 @@ def _decode(path: Path, raw: bytes) -> str:
 def _parse(path: Path, text: str) -> Any:
     try:
         return json.loads(text)  # most configs are plain JSON (we write them so)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting: json5 below reports it on one line
         pass
     import json5  # comments or trailing commas: the slower, complete JSON5 parser
 
