@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from openclaw_multi.protocol.control import Start, Status
 from openclaw_multi.supervisor.desired import load_desired
 from tests.conftest import wait_until
 from tests.faults.harness import FaultHome, alive, fault_home, readyz
+from tests.wire import Wire
 
 pytestmark = pytest.mark.e2e
 
@@ -243,3 +245,40 @@ def test_corrupt_config_is_reported_and_never_rewritten(fh: FaultHome) -> None:
     assert config.read_bytes() == broken
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     fh.check({"other"}, skip_config=frozenset({"work"}))
+
+
+def test_secrets_never_leak_through_faults(fh: FaultHome) -> None:
+    """A token profile through a crash, a refused client and a restart: the token shows up in
+    no log, no listing, no state file, no command line and no environment but its config."""
+    token = "s3cr3t-" + os.urandom(12).hex()
+    fh.profile("work", auth={"mode": "token", "token": token})
+    gateway = _run(fh, "work")
+    wire = Wire(fh.ports["work"])
+    try:
+        refused = wire.hello(auth={"token": token[::-1]})
+        assert refused["ok"] is False
+    finally:
+        wire.close()
+    os.kill(gateway, signal.SIGKILL)
+    new = wait_until(
+        lambda: (s := fh.status("work")).state == "RUNNING" and s.pid != gateway and s.pid,
+        15,
+        "restart",
+    )
+    assert isinstance(new, int)
+    result = fh.cli("profiles", "list", "--json")
+    show = fh.cli("profiles", "show", "work", "--json")
+    places: dict[str, bytes] = {
+        "list": result.stdout.encode() + result.stderr.encode(),
+        "show": show.stdout.encode() + show.stderr.encode(),
+    }
+    for path in fh.home.rglob("*"):
+        if path.is_file() and path.name != "openclaw.json":
+            places[str(path)] = path.read_bytes()
+    for pid in (new, fh.supervisor_pid()):
+        for what in ("cmdline", "environ"):
+            places[f"/proc/{pid}/{what}"] = Path(f"/proc/{pid}/{what}").read_bytes()
+    leaked = [where for where, data in places.items() if token.encode() in data]
+    assert leaked == []
+    assert any("gateway.log" in where for where in places)  # the logs were looked at
+    fh.check({"work"})
