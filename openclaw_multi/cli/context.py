@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from ..profiles.paths import select_profile
+from .completion_cmds import complete_profile_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,5 +57,6 @@ def profile_options(func: F) -> F:
         metavar="NAME",
         expose_value=False,
         callback=_record_profile,
+        shell_complete=complete_profile_names,
         help="Profile to act on (also accepted before the command).",
     )(func)

@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ConfigError, OpenClawError, ProfileConflictError, UsageError
+from .completion_cmds import complete_profile_names
 from .context import CliContext
 
 EXIT_OK = 0
@@ -50,7 +51,13 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 @click.group(cls=OpenClawGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--profile", "profile_flag", metavar="NAME", help="Profile to act on.")
+@click.option(
+    "--profile",
+    "profile_flag",
+    metavar="NAME",
+    help="Profile to act on.",
+    shell_complete=complete_profile_names,
+)
 @click.option("--dev", is_flag=True, help="Use the dev profile (port 19001).")
 @click.version_option(__version__, "--version", prog_name="openclaw-multi")
 @click.pass_context
@@ -60,12 +67,25 @@ def cli(ctx: click.Context, profile_flag: str | None, dev: bool) -> None:
 
 
 def _register() -> None:
-    from . import gateway_cmds, profiles_cmds, supervisor_cmds
+    from . import (
+        completion_cmds,
+        doctor_cmds,
+        gateway_cmds,
+        profiles_cmds,
+        services_cmds,
+        supervisor_cmds,
+    )
 
     cli.add_command(gateway_cmds.gateway)
     cli.add_command(gateway_cmds.health)
     cli.add_command(profiles_cmds.profiles)
     cli.add_command(supervisor_cmds.supervisor)
+    profiles_cmds.profiles.add_command(services_cmds.profiles_install)
+    profiles_cmds.profiles.add_command(services_cmds.profiles_uninstall)
+    supervisor_cmds.supervisor.add_command(services_cmds.supervisor_install)
+    supervisor_cmds.supervisor.add_command(services_cmds.supervisor_uninstall)
+    cli.add_command(doctor_cmds.doctor)
+    cli.add_command(completion_cmds.completion)
 
 
 _register()

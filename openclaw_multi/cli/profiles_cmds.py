@@ -53,7 +53,9 @@ from ..protocol.control import (
     Status,
     Stop,
 )
+from .completion_cmds import complete_profile_names
 from .context import CliContext
+from .output import use_colour
 
 if TYPE_CHECKING:
     from ..client.control import SupervisorClient
@@ -135,7 +137,7 @@ def _auth_section(gateway: dict[str, Any]) -> dict[str, Any]:
 
 
 @profiles.command("create")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_profile_names)
 @click.option("--port", "port_raw", metavar="N", help="Base port (default: derived from NAME).")
 @click.option("--bind", type=click.Choice(BIND_CHOICES), help="gateway.bind (default loopback).")
 @click.option(
@@ -353,6 +355,17 @@ def _lifecycle(
 ) -> None:
     home = _home(ctx)
     targets = _target_names(ctx, names, all_)
+    # A profile systemd or launchd owns is driven through it, never by the supervisor too.
+    from .services_cmds import run_delegated, service_owned
+
+    owned = service_owned(ctx, home, None if all_ else targets)
+    failures: dict[str, tuple[str, ProfileStatus | None]] = {
+        n: (reason, None) for n, reason in run_delegated(ctx, op, owned, timeout).items()
+    }
+    targets = [t for t in targets if t not in owned]
+    if owned and not all_ and not targets:
+        _raise_failures(op, failures, len(owned))
+        return
     if op in ("start", "restart"):
         _precheck_start(home, ctx, targets, all_, create_missing=op == "start")
     client = _supervisor(ctx)
@@ -364,11 +377,13 @@ def _lifecycle(
             targets = [p.name for p in known if p.desired or p.state != "STOPPED"]
         else:
             targets = [p.name for p in known]
+        targets = [t for t in targets if t not in owned]
         if not targets:
-            click.echo(f"no profiles to {op}")
+            if not owned:
+                click.echo(f"no profiles to {op}")
+            _raise_failures(op, failures, len(owned))
             return
     started = time.monotonic()
-    failures: dict[str, tuple[str, ProfileStatus | None]] = {}
     # The supervisor answers each request once its profile is ready (or stopped, or failed):
     # one request per profile, concurrently, so each line is printed as soon as it is known.
     with ThreadPoolExecutor(max_workers=min(32, len(targets))) as pool:
@@ -383,6 +398,12 @@ def _lifecycle(
             reason = reason or f"cannot {op} {name}"
             click.echo(f"{name}: failed in {elapsed:.2f}s: {reason}")
             failures[name] = (reason, status)
+    _raise_failures(op, failures, len(targets) + len(owned))
+
+
+def _raise_failures(
+    op: str, failures: dict[str, tuple[str, ProfileStatus | None]], total: int
+) -> None:
     if not failures:
         return
     exit78 = any(s is not None and s.last_exit == 78 for _r, s in failures.values())
@@ -391,13 +412,15 @@ def _lifecycle(
         message = reason if name in reason else f"{name}: {reason}"
     else:
         listed = ", ".join(sorted(failures))
-        message = f"{len(failures)} of {len(targets)} profiles failed to {op}: {listed}"
+        message = f"{len(failures)} of {total} profiles failed to {op}: {listed}"
     if exit78:
         raise ConfigError(message)
     raise OpenClawError(message)
 
 
-_TARGETS = click.argument("names", nargs=-1, metavar="[NAME]...")
+_TARGETS = click.argument(
+    "names", nargs=-1, metavar="[NAME]...", shell_complete=complete_profile_names
+)
 _ALL = click.option("--all", "all_", is_flag=True, help="Every profile.")
 _WAIT = click.option(
     "--timeout",
@@ -439,7 +462,7 @@ def restart_cmd(ctx: click.Context, names: tuple[str, ...], all_: bool, timeout:
 
 
 @profiles.command("reset")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_profile_names)
 @click.pass_context
 def reset_cmd(ctx: click.Context, name: str | None) -> None:
     """Clear FATAL (and the restart history) of profile NAME."""
@@ -475,8 +498,12 @@ def _supervisor_statuses(ctx: click.Context) -> list[ProfileStatus] | None:
     return list(reply.profiles)
 
 
-def _use_colour() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+def _desired_on_disk(home: Path) -> list[str]:
+    """Profiles desired.json wants up (the listing's owner column while the supervisor is down)."""
+    from ..supervisor.desired import load_desired
+    from ..supervisor.home import supervisor_paths
+
+    return [n for n, up in load_desired(supervisor_paths(home).desired_path).items() if up]
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -507,6 +534,7 @@ _COLUMNS = (
     "NAME",
     "STATE",
     "HEALTH",
+    "OWNER",
     "PID",
     "PORT",
     "BIND",
@@ -527,6 +555,7 @@ def _table_row(row: ProfileRow) -> list[str]:
         row.name,
         row.state,
         health,
+        row.owner,
         _cell(row.pid),
         _cell(row.port),
         _cell(row.bind),
@@ -571,13 +600,19 @@ def list_cmd(ctx: click.Context, as_json: bool, timings: bool) -> None:
     home = _home(ctx)
     statuses = _supervisor_statuses(ctx)
     supervisor_s = time.perf_counter() - started
-    listing = collect_rows(home, statuses, timeout=_LIST_PROBE_TIMEOUT_S)
+    listing = collect_rows(
+        home,
+        statuses,
+        timeout=_LIST_PROBE_TIMEOUT_S,
+        env=_state(ctx).env,
+        desired_on_disk=_desired_on_disk(home) if statuses is None else (),
+    )
     if as_json:
         click.echo(msgspec.json.encode(rows_to_builtins(listing.rows)).decode())
     elif not listing.rows:
         click.echo("no profiles yet: create one with `openclaw profiles create NAME`")
     else:
-        for line in _render_table(listing.rows, _use_colour()):
+        for line in _render_table(listing.rows, use_colour()):
             click.echo(line)
         if statuses is None:
             click.echo("(supervisor not running: states from identity files and probes)")
@@ -593,7 +628,7 @@ def list_cmd(ctx: click.Context, as_json: bool, timings: bool) -> None:
 
 
 @profiles.command("show")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_profile_names)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
@@ -665,7 +700,7 @@ def show_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
 
 @profiles.command("logs")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_profile_names)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl+C stops).")
 @click.option(
     "-n",
@@ -720,7 +755,7 @@ def _forget_desired(ctx: click.Context, home: Path, shown: str) -> None:
 
 
 @profiles.command("rm")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_profile_names)
 @click.option("--purge", is_flag=True, help="Also delete the state dir (config, logs, keys).")
 @click.option("--yes", is_flag=True, help="Do not ask before --purge deletes.")
 @click.pass_context

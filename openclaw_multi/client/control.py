@@ -47,7 +47,9 @@ _START_TIMEOUT_S: Final = 20.0
 _PING_TIMEOUT_S: Final = 2.0
 _RESPAWN_AFTER_S: Final = 3.0
 _KEEP_ENV_PREFIXES: Final = ("OPENCLAW_SUPERVISOR_",)
-_KEEP_ENV: Final = frozenset({"OPENCLAW_HOME"})
+_KEEP_ENV: Final = frozenset(
+    {"OPENCLAW_HOME", "OPENCLAW_SYSTEMD_DIR", "OPENCLAW_SYSTEMD_SYSTEM_DIR", "OPENCLAW_LAUNCHD_DIR"}
+)  # the service dirs: the supervisor must see the units the CLI sees (one owner per profile)
 
 
 def supervisor_dir(home: Path) -> Path:

@@ -23,6 +23,10 @@ clients        the same ``/readyz`` answer: authenticated WebSocket clients (ope
 restarts,      the supervisor (null when it is down)
 lastExit,
 lastError
+owner          ``systemd`` or ``launchd`` when a service definition is installed for the
+               profile (profiles/service_files.py); else ``supervisor`` when the supervisor
+               wants it up or holds its gateway (or, while it is down, desired.json says
+               so); else ``none``
 =============  ===========================================================================
 
 All probes run concurrently on one event loop, each bounded by ``timeout``, so the listing
@@ -33,9 +37,10 @@ reads a secret.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,7 @@ from openclaw_multi.profiles.lock import Identity, identity_is_live, read_identi
 from openclaw_multi.profiles.names import parse_profile_name
 from openclaw_multi.profiles.paths import ProfilePaths, resolve_paths
 from openclaw_multi.profiles.ports import derived_port, resolve_port
+from openclaw_multi.profiles.service_files import ServiceDefinition, find_gateway_services
 from openclaw_multi.protocol.control import ProfileStatus
 
 from .http_probe import probe_http
@@ -87,6 +93,7 @@ class ProfileRow(msgspec.Struct, kw_only=True, rename="camel"):
     state: str
     desired: bool | None
     supervised: bool
+    owner: str
     should_run: bool
     health: str
     latency_ms: float | None
@@ -123,6 +130,7 @@ class _Draft:
     host: str
     bind: str | None
     config_error: str | None
+    services: list[ServiceDefinition] = field(default_factory=list)
 
 
 def row_is_unhealthy(row: ProfileRow) -> bool:
@@ -138,7 +146,9 @@ def _paths_for(display: str, home: Path) -> ProfilePaths | None:
     return resolve_paths(name, {"HOME": str(home)}, explicit=False)
 
 
-def _draft(paths: ProfilePaths, status: ProfileStatus | None) -> _Draft:
+def _draft(
+    paths: ProfilePaths, status: ProfileStatus | None, env: Mapping[str, str] | None = None
+) -> _Draft:
     identity = read_identity(paths.identity_path)
     if identity is not None and not identity_is_live(identity):
         identity = None
@@ -164,7 +174,8 @@ def _draft(paths: ProfilePaths, status: ProfileStatus | None) -> _Draft:
     host = identity.host if identity is not None else "127.0.0.1"
     if host in _WILDCARD_HOSTS:
         host = "127.0.0.1" if host != "::" else "::1"
-    return _Draft(paths, status, identity, pid, port, host, bind, config_error)
+    services = find_gateway_services(paths, os.environ if env is None else env)
+    return _Draft(paths, status, identity, pid, port, host, bind, config_error, services)
 
 
 @dataclass(frozen=True)
@@ -227,7 +238,18 @@ def _health(probe: _Probe | None) -> tuple[str, float | None]:
     return HEALTH_OK, round(latency, 1)
 
 
-def _row(draft: _Draft, probe: _Probe | None) -> ProfileRow:
+def _owner(draft: _Draft, desired_on_disk: Collection[str]) -> str:
+    if draft.services:
+        return draft.services[0].kind
+    status = draft.status
+    if status is not None and (status.desired or status.pid is not None):
+        return "supervisor"
+    if status is None and draft.paths.display_name in desired_on_disk:
+        return "supervisor"
+    return "none"
+
+
+def _row(draft: _Draft, probe: _Probe | None, desired_on_disk: Collection[str] = ()) -> ProfileRow:
     status = draft.status
     desired = status.desired if status is not None else None
     # A gateway the supervisor does not hold (started by hand with `openclaw gateway run`)
@@ -256,6 +278,7 @@ def _row(draft: _Draft, probe: _Probe | None) -> ProfileRow:
         state=state,
         desired=desired,
         supervised=status is not None and not unsupervised,
+        owner=_owner(draft, desired_on_disk),
         should_run=should_run,
         health=health,
         latency_ms=latency,
@@ -278,6 +301,8 @@ def collect_rows(
     supervisor: Sequence[ProfileStatus] | None,
     *,
     timeout: float = DEFAULT_PROBE_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+    desired_on_disk: Collection[str] = (),
 ) -> Listing:
     """Gather one row per profile, probing every running gateway concurrently.
 
@@ -286,6 +311,9 @@ def collect_rows(
         supervisor: The supervisor's ``status`` reply, or None when it is not running
             (rows then come from identity files and probes alone).
         timeout: Bound of each probe, in seconds.
+        env: Where service definitions are looked for (default ``os.environ``).
+        desired_on_disk: Profiles ``desired.json`` wants up (for ``owner`` while the
+            supervisor is down).
 
     Returns:
         Rows sorted by name, and the phase timings.
@@ -294,12 +322,12 @@ def collect_rows(
     statuses = {s.name: s for s in supervisor or ()}
     drafts: dict[str, _Draft] = {}
     for paths in list_profiles(home):
-        drafts[paths.display_name] = _draft(paths, statuses.get(paths.display_name))
+        drafts[paths.display_name] = _draft(paths, statuses.get(paths.display_name), env)
     for name, status in statuses.items():
         if name not in drafts:
             found = _paths_for(name, home)
             if found is not None:
-                drafts[name] = _draft(found, status)
+                drafts[name] = _draft(found, status, env)
     ordered = [drafts[name] for name in sorted(drafts)]
     targets: list[tuple[str, int] | None] = [
         (d.host, d.port) if d.pid is not None and d.port is not None else None for d in ordered
@@ -309,7 +337,7 @@ def collect_rows(
         runtime.run(_probe_all(targets, timeout)) if any(targets) else [None] * len(targets)
     )
     probe_seconds = time.perf_counter() - probe_started
-    rows = [_row(d, p) for d, p in zip(ordered, probes, strict=True)]
+    rows = [_row(d, p, desired_on_disk) for d, p in zip(ordered, probes, strict=True)]
     return Listing(
         rows=rows,
         supervisor_running=supervisor is not None,

@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import select
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -137,6 +138,20 @@ def _detach(paths: SupervisorPaths, options: SupervisorOptions) -> int:
         os._exit(code)  # never return into the parent's code path
 
 
+def _notify_service_manager(word: bytes) -> None:
+    """In the foreground under systemd (``Type=notify``): ``READY=1`` once the socket listens."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if word != _READY or not address:
+        return
+    target = "\0" + address[1:] if address.startswith("@") else address
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(target)
+            sock.sendall(f"READY=1\nMAINPID={os.getpid()}".encode())
+    except OSError:
+        pass  # readiness is a courtesy to the service manager; serving is the job
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the supervisor program; return its exit status."""
     try:
@@ -152,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not options.foreground:
         return _detach(paths, options)
     try:
-        return serve(paths, options, lambda _word: None)
+        return serve(paths, options, _notify_service_manager)
     except OpenClawError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE

@@ -30,6 +30,7 @@ from openclaw_multi.profiles.config import load_config
 from openclaw_multi.profiles.lock import read_identity
 from openclaw_multi.profiles.paths import ProfilePaths
 from openclaw_multi.profiles.ports import resolve_port
+from openclaw_multi.profiles.service_files import find_gateway_services
 from openclaw_multi.protocol.control import ProfileStatus
 
 from .child import STDERR_LOG_NAME, GatewayProcess, adopt_gateway, gateway_env, spawn_gateway
@@ -282,6 +283,8 @@ class ProfileUnit:
         """
         if self.child is not None or self.state is not _S.STOPPED:
             return False
+        if find_gateway_services(self.paths, self._ctx.base_env):
+            return False  # systemd or launchd owns it, and a profile has one owner
         identity = read_identity(self.paths.identity_path)
         if identity is None or lock_is_free(self.paths.lock_path):
             return False

@@ -33,6 +33,7 @@ ROW_KEYS = {
     "state",
     "desired",
     "supervised",
+    "owner",
     "shouldRun",
     "health",
     "latencyMs",

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import clean_env, free_port
 
 from openclaw_multi.gateway.watchdog import watchdog_interval
-from tests.conftest import clean_env, free_port
 
 
 @pytest.mark.parametrize(
