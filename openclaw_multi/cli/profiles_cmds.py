@@ -767,6 +767,16 @@ def rm_cmd(ctx: click.Context, name: str | None, purge: bool, yes: bool) -> None
     paths = _paths(ctx, name)
     home = _home(ctx)
     _require_existing(paths)
+    from ..profiles.service_files import find_gateway_services
+
+    for service in find_gateway_services(paths, _state(ctx).env):
+        flag = " --launchd" if service.kind == "launchd" else ""
+        flag = " --system" if service.scope == "system" else flag
+        raise OpenClawError(
+            f"profile {paths.display_name} is installed as a {service.kind} service "
+            f"({service.path}); remove it first: openclaw profiles uninstall "
+            f"{paths.display_name}{flag}"
+        )
     identity = read_identity(paths.identity_path)
     if identity is not None and identity_is_live(identity):
         raise OpenClawError(

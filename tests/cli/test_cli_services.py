@@ -385,3 +385,13 @@ def test_bad_completion_shell_is_usage(sh: ServiceHost) -> None:
 def test_version(sh: ServiceHost) -> None:
     result = sh.run("--version")
     assert result.returncode == 0 and result.stdout.startswith("openclaw-multi, version ")
+
+
+def test_rm_refuses_a_profile_installed_as_a_service(sh: ServiceHost) -> None:
+    sh.create("work")
+    assert sh.run("profiles", "install", "work", "--no-start").returncode == 0
+    refused = sh.run("profiles", "rm", "work")
+    assert refused.returncode == 1
+    assert "remove it first: openclaw profiles uninstall work" in refused.stderr
+    assert sh.run("profiles", "uninstall", "work").returncode == 0
+    assert sh.run("profiles", "rm", "work").returncode == 0
