@@ -78,7 +78,5 @@ def test_supervisor_reads_wall_time_for_display_only() -> None:
             del call
     # The only wall-clock read: when a gateway started, for display (uptime in listings).
     assert wall_reads == {
-        "child.py": [
-            "self.started_at = started_at if started_at is not None else time.time()"
-        ]
+        "child.py": ["self.started_at = started_at if started_at is not None else time.time()"]
     }

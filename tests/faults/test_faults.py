@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ from tests.faults.harness import FaultHome, alive, fault_home, readyz
 from tests.wire import Wire
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fh() -> Iterator[FaultHome]:
+    with fault_home() as harness:
+        yield harness
 
 
 def _run(fh: FaultHome, name: str) -> int:

@@ -11,14 +11,22 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from openclaw_multi.client.control import supervisor_dir
 from openclaw_multi.protocol.control import ControlReply, Start, Stop
-from tests.faults.harness import FaultHome
+from tests.faults.harness import FaultHome, fault_home
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fh() -> Iterator[FaultHome]:
+    with fault_home() as harness:
+        yield harness
+
 
 STARTING_PHASES = ["gateway.before-lock", "gateway.locked", "gateway.bound", "gateway.published"]
 

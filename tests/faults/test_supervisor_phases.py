@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,9 +19,15 @@ from openclaw_multi.errors import SupervisorError
 from openclaw_multi.protocol.control import Start, Status, Stop
 from openclaw_multi.supervisor.desired import load_desired
 from tests.conftest import wait_until
-from tests.faults.harness import FaultHome, alive, readyz
+from tests.faults.harness import FaultHome, alive, fault_home, readyz
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fh() -> Iterator[FaultHome]:
+    with fault_home() as harness:
+        yield harness
 
 
 def _in_background(fh: FaultHome, request: object) -> threading.Thread:
