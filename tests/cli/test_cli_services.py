@@ -317,14 +317,19 @@ def test_supervisor_sends_ready_in_the_foreground(sh: ServiceHost) -> None:
     path = Path(tempfile.mkdtemp(prefix="ocs-")) / "n.sock"
     listener = NotifyListener(path)
     env = sh.env(NOTIFY_SOCKET=str(path))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openclaw_multi.supervisor", "--foreground"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    output = sh.root / "supervisor.out"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openclaw_multi.supervisor", "--foreground"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        listener.wait_for("READY=1", proc=proc)
+        try:
+            listener.wait_for("READY=1", timeout=30.0, proc=proc)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; supervisor said: {output.read_text()!r}") from None
         # Ready means the control socket answers.
         status = sh.run("supervisor", "status")
         assert status.returncode == 0, status.stderr
