@@ -12,6 +12,7 @@ The tree::
     │   ├── GatewayUnreachable        no answer (refused, timed out, closed early)
     │   ├── GatewayCallFailed         the gateway answered ok:false (carries the wire error)
     │   ├── GatewayProtocolError      the gateway sent a frame we cannot decode
+    │   ├── GatewayTlsError           its certificate is not the pinned one, or not trusted
     │   └── CredentialsRequired       --url given without explicit credentials
     └── SupervisorError               talking to or running the supervisor failed
 
@@ -74,6 +75,13 @@ class GatewayCallFailed(GatewayError):
 
 class GatewayProtocolError(GatewayError):
     """The gateway sent something that is not a frame of the protocol (the link is closed)."""
+
+
+class GatewayTlsError(GatewayError):
+    """The gateway's TLS certificate is not the pinned one, or (unpinned) not trusted.
+
+    Raised before any credential is sent: the pin is checked inside the TLS handshake.
+    """
 
 
 class CredentialsRequired(GatewayError):

@@ -25,6 +25,7 @@ from .. import runtime
 from ..client.target import Target, resolve_target
 from ..errors import GatewayError, GatewayUnreachable, UsageError
 from ..gateway.binding import BIND_MODES
+from ..protocol.tls import format_fingerprint
 from .context import CliContext, profile_options
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class ClientArgs:
     password_file: Path | None
     timeout: float
     as_json: bool
+    tls_fingerprint: str | None = None
 
     def target(self, obj: CliContext) -> Target:
         """The gateway to talk to and the credentials to send (see docs/cli.md)."""
@@ -109,12 +111,13 @@ class ClientArgs:
             token=self.token,
             password=self.password,
             password_file=self.password_file,
+            tls_fingerprint=self.tls_fingerprint,
         )
 
 
 def _client_options(func: Callable[..., T]) -> Callable[..., T]:
-    """``--url --token --password --password-file --timeout --json`` (and the profile flags),
-    handed to the command as one ``client: ClientArgs``."""
+    """``--url --token --password --password-file --tls-fingerprint --timeout --json`` (and
+    the profile flags), handed to the command as one ``client: ClientArgs``."""
 
     @functools.wraps(func)
     def command(
@@ -123,11 +126,12 @@ def _client_options(func: Callable[..., T]) -> Callable[..., T]:
         token: str | None,
         password: str | None,
         password_file: Path | None,
+        tls_fingerprint: str | None,
         timeout: float,
         as_json: bool,
         **kwargs: Any,
     ) -> T:
-        client = ClientArgs(url, token, password, password_file, timeout, as_json)
+        client = ClientArgs(url, token, password, password_file, timeout, as_json, tls_fingerprint)
         return func(*args, client=client, **kwargs)
 
     options = [
@@ -139,6 +143,11 @@ def _client_options(func: Callable[..., T]) -> Callable[..., T]:
             "--password-file",
             type=click.Path(dir_okay=False, path_type=Path),
             help="Read the gateway password from this file.",
+        ),
+        click.option(
+            "--tls-fingerprint",
+            metavar="SHA256",
+            help="Pin the wss:// gateway's certificate (AA:BB:... or hex).",
         ),
         click.option(
             "--timeout",
@@ -166,7 +175,11 @@ def _with_client(
         try:
             async with asyncio.timeout(timeout):
                 client = await GatewayClient.connect(
-                    target.url, token=target.token, password=target.password, timeout=timeout
+                    target.url,
+                    token=target.token,
+                    password=target.password,
+                    timeout=timeout,
+                    tls_fingerprint=target.tls_fingerprint,
                 )
                 async with client:
                     return await work(client)
@@ -324,6 +337,14 @@ def format_status(payload: dict[str, Any], target: Target) -> str:
         rows.append(("rss", f"{memory['rssBytes'] / (1024 * 1024):.1f} MB"))
     if payload.get("stateDir"):
         rows.append(("state dir", str(payload["stateDir"])))
+    tls = payload.get("tls")
+    if isinstance(tls, dict):
+        fingerprint = tls.get("fingerprintSha256")
+        if tls.get("enabled") and isinstance(fingerprint, str):
+            rows.append(("tls", "on"))
+            rows.append(("tls sha256", format_fingerprint(fingerprint)))
+        else:
+            rows.append(("tls", "off"))
     width = max(len(label) for label, _ in rows) + 2
     return "\n".join(f"{label + ':':<{width}}{value}" for label, value in rows)
 

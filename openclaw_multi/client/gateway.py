@@ -20,11 +20,13 @@ import errno
 import itertools
 import logging
 import socket
+import ssl
 import sys
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 import msgspec
 from picows import (
@@ -44,6 +46,7 @@ from ..errors import (
     GatewayCallFailed,
     GatewayError,
     GatewayProtocolError,
+    GatewayTlsError,
     GatewayUnreachable,
     UsageError,
 )
@@ -51,6 +54,13 @@ from ..protocol import PROTOCOL_VERSION
 from ..protocol.connect import AuthParams, Challenge, ClientInfo, ConnectParams, HelloOk, Role
 from ..protocol.frames import UNSET, ErrorShape, IncomingEvent, IncomingResponse, encoder
 from ..protocol.frames import server_frame_decoder as _frame_decoder
+from ..protocol.tls import (
+    TlsPinMismatch,
+    certificate_fingerprint,
+    format_fingerprint,
+    normalize_fingerprint,
+    pinned_client_context,
+)
 
 __all__ = ["DEFAULT_SCOPES", "GatewayClient"]
 
@@ -138,10 +148,11 @@ class GatewayClient:
 
     hello: HelloOk
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls_fingerprint: str | None = None) -> None:
         """Internal: use :meth:`connect`."""
         loop = asyncio.get_running_loop()
         self.url = url
+        self.tls_fingerprint = tls_fingerprint
         self.events: asyncio.Queue[IncomingEvent] = asyncio.Queue(EVENT_QUEUE_SIZE)
         self.events_dropped = 0
         self.close_code: int | None = None
@@ -172,6 +183,7 @@ class GatewayClient:
         scopes: Iterable[str] = DEFAULT_SCOPES,
         timeout: float = 10.0,
         client_version: str = __version__,
+        tls_fingerprint: str | None = None,
     ) -> GatewayClient:
         """Open a link and complete the handshake.
 
@@ -185,6 +197,10 @@ class GatewayClient:
             scopes: Operator scopes to ask for.
             timeout: Seconds for the whole handshake (TCP, upgrade, challenge, hello).
             client_version: ``client.version``.
+            tls_fingerprint: For ``wss://``: the SHA-256 of the gateway's certificate
+                (``AA:BB:...`` or hex). The chain is then not verified, but the handshake
+                fails unless the certificate has exactly this fingerprint. Without it a
+                ``wss://`` certificate is verified against the system CAs.
 
         Returns:
             A connected client; ``hello`` holds the decoded ``hello-ok``.
@@ -194,8 +210,12 @@ class GatewayClient:
             GatewayCallFailed: The gateway rejected the connect (``close_code`` set when
                 the socket was closed with one).
             GatewayProtocolError: The gateway sent something that is not protocol.
-            UsageError: ``url`` is not a ws:// or wss:// URL.
+            GatewayTlsError: The certificate is not the pinned one, or (unpinned) not
+                trusted; nothing was sent.
+            UsageError: ``url`` is not a ws:// or wss:// URL, or a pin without wss://.
         """
+        if tls_fingerprint is not None and not url.lower().startswith("wss://"):
+            raise UsageError("a TLS fingerprint needs a wss:// gateway url")
         try:
             info = msgspec.convert(
                 {
@@ -218,7 +238,7 @@ class GatewayClient:
             scopes=list(scopes),
             auth=AuthParams(token=token or None, password=password or None),
         )
-        client = cls(url)
+        client = cls(url, tls_fingerprint)
         try:
             async with asyncio.timeout(timeout):
                 await client._open(timeout)
@@ -315,15 +335,29 @@ class GatewayClient:
     # -- opening and the handshake ------------------------------------------------------------
     async def _open(self, timeout: float) -> None:
         url = self.url
+        context = None
+        if self.tls_fingerprint is not None:
+            try:
+                context = pinned_client_context(self.tls_fingerprint)
+            except ValueError as err:
+                raise UsageError(f"invalid TLS fingerprint: {err}") from None
         try:
             _, listener = await ws_connect(
                 lambda: _Listener(self),
                 url,
+                ssl_context=context,
                 websocket_handshake_timeout=timeout,
                 logger_name=_WS_LOG,
                 max_frame_size=MAX_MESSAGE_BYTES,
                 max_redirects=0,
+                # aiofastnet drives OpenSSL itself, bypassing the SSLObject that checks the
+                # pin inside the handshake; the loop's own TLS goes through it.
+                use_aiofastnet=False if context is not None else None,
             )
+        except TlsPinMismatch as err:
+            raise GatewayTlsError(f"{err} (gateway at {url}; nothing was sent)") from None
+        except ssl.SSLCertVerificationError as err:
+            raise GatewayTlsError(await _untrusted_message(url, err)) from None
         except WSInvalidURL as err:
             reason = err.args[1] if len(err.args) > 1 else "not a ws:// or wss:// URL"
             raise UsageError(f"invalid gateway url {url!r}: {reason}") from None
@@ -345,6 +379,23 @@ class GatewayClient:
             raise GatewayUnreachable(
                 f"cannot reach gateway at {url}: connection closed during the websocket upgrade"
             )
+        if self.tls_fingerprint is not None:
+            self._check_pin(self._transport)
+
+    def _check_pin(self, transport: WSTransport) -> None:
+        """Check the pin again on the open link, before any credential is sent.
+
+        The handshake already checked it; this holds even if a TLS engine skipped that hook.
+        """
+        expected = normalize_fingerprint(self.tls_fingerprint)
+        assert expected is not None
+        ssl_object = transport.underlying_transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        got = certificate_fingerprint(der) if der else None
+        if got != expected:
+            transport.disconnect(graceful=False)
+            err = TlsPinMismatch(expected, got)
+            raise GatewayTlsError(f"{err} (gateway at {self.url}; nothing was sent)")
 
     async def _send_connect(self, params: ConnectParams) -> IncomingResponse:
         await self._challenge  # the nonce matters only to device-signed connects
@@ -495,6 +546,53 @@ class GatewayClient:
         self._closing = True
         transport.disconnect(graceful=False)
         await self._wait_closed(CLOSE_WAIT_S)
+
+
+async def _untrusted_message(url: str, err: ssl.SSLCertVerificationError) -> str:
+    """Why an unpinned wss:// certificate was refused, and how to pin it."""
+    reason = err.verify_message or err.reason or "certificate verify failed"
+    presented = await _presented_fingerprint(url)
+    if presented is None:
+        return (
+            f"cannot reach gateway at {url}: TLS certificate not trusted ({reason}); "
+            "if the gateway uses a self-signed certificate, pin it with --tls-fingerprint <fp> "
+            "(`openclaw gateway status` on the gateway host prints it)"
+        )
+    fp = format_fingerprint(presented)
+    return (
+        f"cannot reach gateway at {url}: TLS certificate not trusted ({reason}); it presented "
+        f"SHA-256 {fp}: if `openclaw gateway status` on the gateway host shows the same, "
+        f"pin it with --tls-fingerprint {fp}"
+    )
+
+
+async def _presented_fingerprint(url: str) -> str | None:
+    """The SHA-256 of the certificate at ``url`` (fetched without trusting it), or None.
+
+    Only the TLS handshake is done: no HTTP, no credential. Used for the hint alone.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or 443
+    except ValueError:
+        return None
+    if host is None:
+        return None
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport | None = None
+    try:
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, host, port, ssl=pinned_client_context(None)
+            )
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        if transport is not None:
+            transport.abort()
+    return certificate_fingerprint(der) if der else None
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any, Final
 
 import msgspec
 
 from ..errors import GatewayUnreachable
+from ..protocol.tls import TlsClientSession, TlsPinMismatch, pinned_client_context, tls_exchange
 
 __all__ = ["MAX_RESPONSE_BYTES", "parse_response", "probe_http"]
 
@@ -21,7 +23,12 @@ MAX_RESPONSE_BYTES: Final = 64 * 1024
 
 
 async def probe_http(
-    host: str, port: int, path: str = "/readyz", timeout: float = 2.0
+    host: str,
+    port: int,
+    path: str = "/readyz",
+    timeout: float = 2.0,
+    *,
+    tls_fingerprint: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """GET ``path`` from ``host:port`` and return the status and the JSON object body.
 
@@ -30,6 +37,8 @@ async def probe_http(
         port: The gateway port.
         path: The probe path.
         timeout: Seconds for the whole exchange.
+        tls_fingerprint: Speak HTTPS, pinned to this certificate SHA-256 (what a TLS
+            gateway records in its identity file); None: plain HTTP.
 
     Returns:
         ``(status, body)``; ``body`` is ``{}`` when the answer is not a JSON object.
@@ -37,7 +46,8 @@ async def probe_http(
     Raises:
         GatewayUnreachable: Refused, timed out, closed early, or not HTTP.
     """
-    where = f"http://{_host_header(host)}:{port}{path}"
+    scheme = "https" if tls_fingerprint is not None else "http"
+    where = f"{scheme}://{_host_header(host)}:{port}{path}"
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {_host_header(host)}:{port}\r\n"
         "Accept: application/json\r\nConnection: close\r\n\r\n"
@@ -55,8 +65,12 @@ async def probe_http(
             sock = socket.socket(family, kind, proto)
             sock.setblocking(False)
             await loop.sock_connect(sock, address)
-            await loop.sock_sendall(sock, request)
-            while size <= MAX_RESPONSE_BYTES:
+            if tls_fingerprint is not None:
+                chunks.append(await _https_exchange(loop, sock, request, tls_fingerprint))
+                size = len(chunks[0])
+            else:
+                await loop.sock_sendall(sock, request)
+            while tls_fingerprint is None and size <= MAX_RESPONSE_BYTES:
                 raw = await loop.sock_recv(sock, MAX_RESPONSE_BYTES + 1 - size)
                 if not raw:
                     break
@@ -64,6 +78,10 @@ async def probe_http(
                 size += len(raw)
     except TimeoutError:
         raise GatewayUnreachable(f"no answer from {where} within {timeout:g}s") from None
+    except TlsPinMismatch as err:
+        raise GatewayUnreachable(f"cannot reach {where}: {err}") from None
+    except ssl.SSLError as err:
+        raise GatewayUnreachable(f"cannot reach {where}: TLS: {err.reason or err}") from None
     except ConnectionRefusedError:
         raise GatewayUnreachable(f"cannot reach {where}: connection refused") from None
     except OSError as err:
@@ -77,6 +95,21 @@ async def probe_http(
     if parsed is None:
         raise GatewayUnreachable(f"answer from {where} is not HTTP")
     return parsed
+
+
+async def _https_exchange(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes, fingerprint: str
+) -> bytes:
+    """The request over TLS on a connected bare socket, pinned; the whole answer."""
+    session = TlsClientSession(pinned_client_context(fingerprint))
+
+    async def send(data: bytes) -> None:
+        await loop.sock_sendall(sock, data)
+
+    async def recv(n: int) -> bytes:
+        return await loop.sock_recv(sock, n)
+
+    return await tls_exchange(session, send, recv, request, limit=MAX_RESPONSE_BYTES)
 
 
 def parse_response(data: bytes) -> tuple[int, dict[str, Any]] | None:

@@ -187,11 +187,11 @@ class _Probe:
     clients: int | None = None
 
 
-async def _probe_one(host: str, port: int, timeout: float) -> _Probe:
+async def _probe_one(host: str, port: int, tls: str | None, timeout: float) -> _Probe:
     started = time.perf_counter()
     try:
         status, body = await asyncio.wait_for(
-            probe_http(host, port, "/readyz", timeout=timeout), timeout
+            probe_http(host, port, "/readyz", timeout=timeout, tls_fingerprint=tls), timeout
         )
     except (OpenClawError, OSError, TimeoutError, ValueError):
         return _Probe(None, (time.perf_counter() - started) * 1000.0)
@@ -207,12 +207,12 @@ def _client_count(body: dict[str, Any]) -> int | None:
 
 
 async def _probe_all(
-    targets: Sequence[tuple[str, int] | None], timeout: float
+    targets: Sequence[tuple[str, int, str | None] | None], timeout: float
 ) -> list[_Probe | None]:
-    async def one(target: tuple[str, int] | None) -> _Probe | None:
+    async def one(target: tuple[str, int, str | None] | None) -> _Probe | None:
         if target is None:
             return None
-        return await _probe_one(target[0], target[1], timeout)
+        return await _probe_one(target[0], target[1], target[2], timeout)
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
@@ -329,8 +329,13 @@ def collect_rows(
             if found is not None:
                 drafts[name] = _draft(found, status, env)
     ordered = [drafts[name] for name in sorted(drafts)]
-    targets: list[tuple[str, int] | None] = [
-        (d.host, d.port) if d.pid is not None and d.port is not None else None for d in ordered
+    # A TLS gateway records its certificate's fingerprint in its identity file: the probe
+    # then speaks HTTPS to it, pinned to that certificate.
+    targets: list[tuple[str, int, str | None] | None] = [
+        (d.host, d.port, d.identity.tls_fingerprint if d.identity is not None else None)
+        if d.pid is not None and d.port is not None
+        else None
+        for d in ordered
     ]
     probe_started = time.perf_counter()
     probes: list[_Probe | None] = (

@@ -8,7 +8,10 @@ The rules (docs/cli.md):
   before any connection with :class:`~openclaw_multi.errors.CredentialsRequired`.
 * Otherwise a profile whose config says ``gateway.mode: "remote"`` with
   ``gateway.remote.url`` is reached there, with ``gateway.remote.token``/``password``.
-* Otherwise the profile's local gateway, ``ws://127.0.0.1:<port>/``, port from
+* A pin (``tls_fingerprint``) comes from ``--tls-fingerprint``, else (remote mode only)
+  ``gateway.remote.tlsFingerprint``; a pin needs a ``wss://`` URL.
+* Otherwise the profile's local gateway, ``ws://127.0.0.1:<port>/`` (``wss://`` when its
+  ``gateway.tls`` is enabled, pinned to the certificate the running gateway serves), port from
   ``OPENCLAW_GATEWAY_PORT`` (when the environment belongs to this profile), then
   ``gateway.port``, then the derived port; credentials from the flags, then
   ``OPENCLAW_GATEWAY_TOKEN``/``OPENCLAW_GATEWAY_PASSWORD`` (same condition), then
@@ -25,9 +28,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, CredentialsRequired, UsageError
-from ..profiles.config import load_config
-from ..profiles.paths import env_applies_to_profile, resolve_paths
+from ..profiles.config import ProfileConfig, load_config
+from ..profiles.lock import read_identity
+from ..profiles.paths import ProfilePaths, env_applies_to_profile, resolve_paths
 from ..profiles.ports import PORT_ENV, resolve_port
+from ..protocol.tls import certificate_fingerprint, normalize_fingerprint
 
 __all__ = [
     "CREDENTIALS_REQUIRED",
@@ -53,6 +58,7 @@ class Target:
         profile_display: The profile's name for people (``default`` for the unnamed one).
         source: Where ``url`` came from: ``--url``, ``gateway.remote.url`` or ``local``.
         port: The local port, when ``source`` is ``local``.
+        tls_fingerprint: The certificate pin for a ``wss://`` URL (normalized hex), if any.
     """
 
     url: str
@@ -61,6 +67,7 @@ class Target:
     profile_display: str = "default"
     source: str = "local"
     port: int | None = None
+    tls_fingerprint: str | None = None
 
 
 def check_ws_url(url: str) -> str | None:
@@ -104,6 +111,7 @@ def resolve_target(
     token: str | None = None,
     password: str | None = None,
     password_file: Path | None = None,
+    tls_fingerprint: str | None = None,
 ) -> Target:
     """Decide where to connect and with what (rules in the module docstring).
 
@@ -114,6 +122,7 @@ def resolve_target(
         token: ``--token``.
         password: ``--password``.
         password_file: ``--password-file``.
+        tls_fingerprint: ``--tls-fingerprint``.
 
     Returns:
         The target.
@@ -127,6 +136,14 @@ def resolve_target(
     name, explicit = profile
     if password is not None and password_file is not None:
         raise UsageError("use either --password or --password-file, not both")
+    pin = None
+    if tls_fingerprint is not None:
+        pin = normalize_fingerprint(tls_fingerprint)
+        if pin is None:
+            raise UsageError(
+                "Invalid --tls-fingerprint: use the certificate's SHA-256, "
+                "as AA:BB:... (32 pairs) or 64 hex digits"
+            )
     if url is not None:
         problem = check_ws_url(url)
         if problem is not None:
@@ -139,7 +156,8 @@ def resolve_target(
     password = password or None
     paths = resolve_paths(name, env, explicit=explicit)
     if url is not None:
-        return Target(url, token, password, paths.display_name, "--url")
+        _check_pin_scheme(url, pin, "--tls-fingerprint")
+        return Target(url, token, password, paths.display_name, "--url", tls_fingerprint=pin)
 
     config = load_config(paths.config_path)
     section = config.gateway
@@ -151,7 +169,22 @@ def resolve_target(
             raise ConfigError(f"{paths.config_path}: invalid gateway.remote.url: {problem}")
         if not explicit_secret:
             token, password = remote.token or None, remote.password or None
-        return Target(remote.url, token, password, paths.display_name, "gateway.remote.url")
+        if pin is None and remote.tls_fingerprint:
+            pin = normalize_fingerprint(remote.tls_fingerprint)
+            if pin is None:
+                raise ConfigError(
+                    f"{paths.config_path}: invalid gateway.remote.tlsFingerprint "
+                    "(use the certificate's SHA-256: AA:BB:... or 64 hex digits)"
+                )
+        _check_pin_scheme(remote.url, pin, "gateway.remote.tlsFingerprint")
+        return Target(
+            remote.url,
+            token,
+            password,
+            paths.display_name,
+            "gateway.remote.url",
+            tls_fingerprint=pin,
+        )
 
     use_env = env_applies_to_profile(name, env, explicit=explicit)
     env_port = env.get(PORT_ENV, "") if use_env else ""
@@ -166,6 +199,41 @@ def resolve_target(
             password = None
         elif section.auth.mode == "password":
             token = None
+    scheme = "ws"
+    if section.tls.enabled:
+        scheme, pin = "wss", pin or local_tls_fingerprint(paths, config)
     return Target(
-        f"ws://127.0.0.1:{port}/", token, password, paths.display_name, "local", port=port
+        f"{scheme}://127.0.0.1:{port}/",
+        token,
+        password,
+        paths.display_name,
+        "local",
+        port=port,
+        tls_fingerprint=pin,
     )
+
+
+def local_tls_fingerprint(paths: ProfilePaths, config: ProfileConfig) -> str | None:
+    """What a profile's own TLS gateway serves: its identity file's pin, else its cert file's.
+
+    None when neither is known (no gateway has run and no certificate exists yet).
+    """
+    identity = read_identity(paths.identity_path)
+    if identity is not None and identity.tls_fingerprint:
+        return identity.tls_fingerprint
+    cert = config.gateway.tls.cert_path
+    path = Path(cert).expanduser() if cert else paths.state_dir / "tls" / "gateway-cert.pem"
+    if not path.is_absolute():
+        path = paths.config_path.parent / path
+    try:
+        import ssl
+
+        der = ssl.PEM_cert_to_DER_cert(path.read_text(encoding="ascii"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return certificate_fingerprint(der)
+
+
+def _check_pin_scheme(url: str, pin: str | None, source: str) -> None:
+    if pin is not None and urlsplit(url).scheme != "wss":
+        raise UsageError(f"{source} needs a wss:// gateway url (got {url})")

@@ -29,6 +29,7 @@ from ..protocol.frames import (
     request_decoder,
 )
 from ..protocol.handshake import Accepted, Phase, Rejected, evaluate_connect
+from ..protocol.proxy import ProxyUser
 from .binding import is_loopback
 from .methods import MethodError
 from .presence import PresenceEntry
@@ -55,6 +56,7 @@ class Connection:
         "peer",
         "phase",
         "presence",
+        "proxy_user",
         "role",
         "scopes",
         "seq",
@@ -62,10 +64,13 @@ class Connection:
         "timer",
     )
 
-    def __init__(self, gateway: Gateway, peer: WsPeer, ip: str) -> None:
+    def __init__(
+        self, gateway: Gateway, peer: WsPeer, ip: str, proxy_user: ProxyUser | None = None
+    ) -> None:
         self.gateway = gateway
         self.peer = peer
         self.ip = ip
+        self.proxy_user = proxy_user  # who a trusted proxy vouched for on the upgrade
         self.conn_id = uuid.uuid4().hex
         self.phase = Phase.AWAITING_CONNECT
         self.scopes: frozenset[str] = frozenset()
@@ -159,7 +164,11 @@ class Connection:
             return
         gateway = self.gateway
         decision = evaluate_connect(
-            params, gateway.settings.auth, ready=gateway.ready, local=is_loopback((self.ip,))
+            params,
+            gateway.settings.auth,
+            ready=gateway.ready,
+            local=is_loopback((self.ip,)),
+            proxy_user=self.proxy_user,
         )
         if isinstance(decision, Rejected):
             frame = ResponseFrame(id=request.id, ok=False, error=decision.error)
@@ -179,6 +188,13 @@ class Connection:
             else:
                 self._reject(frame, decision.close_code)
             return
+        if self.proxy_user is not None and decision.method == self.proxy_user.method:
+            _LOG.info(
+                "connect from %s authenticated by %s as %s",
+                self.ip,
+                decision.method,
+                self.proxy_user.user,
+            )
         self._accept(request.id, params, decision)
 
     def _accept(self, request_id: str, params: ConnectParams, accepted: Accepted) -> None:
@@ -207,7 +223,7 @@ class Connection:
             mode=client.mode,
             reason="connect",
             ts=int(self.connected_at * 1000),
-            ip=self.ip,
+            ip=(self.proxy_user.forwarded_for if self.proxy_user else None) or self.ip,
             version=client.version,
             platform=client.platform,
             device_family=client.device_family,

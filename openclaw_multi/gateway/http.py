@@ -126,7 +126,7 @@ class HttpFront(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         if is_websocket_upgrade(head):
-            peer = self._gateway.admit_websocket(transport)
+            peer = self._gateway.admit_websocket(transport, head.headers)
             if peer is None:
                 self._reply(503, _JSON_HEADERS, b'{"error":"too many pending connections"}', False)
                 return

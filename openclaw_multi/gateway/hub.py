@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -30,6 +31,7 @@ from ..protocol.connect import (
 )
 from ..protocol.frames import StateVersion, encoder
 from ..protocol.handshake import Accepted, Phase
+from ..protocol.proxy import identify_proxy_user
 from . import device, page
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
@@ -52,8 +54,9 @@ class HealthParams(msgspec.Struct, frozen=True):
 class Gateway:
     """Process-wide gateway state and the core methods."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, *, tls_fingerprint: str | None = None) -> None:
         self.settings = settings
+        self.tls_fingerprint = tls_fingerprint
         self.started_at = time.time()
         self._started_mono = time.monotonic()
         self.ready = False
@@ -118,14 +121,31 @@ class Gateway:
             conn.close(codes.CLOSE_SERVICE_RESTART, "gateway shutting down")
 
     # -- connection bookkeeping ------------------------------------------------------------------
-    def admit_websocket(self, transport: asyncio.Transport) -> WsPeer | None:
-        """A peer for an upgrade request, or None when this address has too many pending."""
+    def admit_websocket(
+        self, transport: asyncio.Transport, headers: Mapping[str, str] | None = None
+    ) -> WsPeer | None:
+        """A peer for an upgrade request, or None when this address has too many pending.
+
+        ``headers`` (names lowercased) are checked for a trusted proxy's identity headers
+        (protocol/proxy.py); headers that do not count are logged with the peer and dropped.
+        """
         peer_addr = transport.get_extra_info("peername")
         ip = str(peer_addr[0]) if peer_addr else "unknown"
         if self._pending_by_ip[ip] >= limits.MAX_UNAUTHENTICATED_PER_PEER:
             _LOG.warning("refusing upgrade from %s: too many unauthenticated sockets", ip)
             return None
-        return WsPeer(lambda ws: Connection(self, ws, ip), limits.PRE_CONNECT_MAX_FRAME)
+        proxy_user = None
+        if headers:
+            verdict = identify_proxy_user(headers, ip, self.settings.auth.proxy)
+            proxy_user = verdict.user
+            if verdict.ignored:
+                _LOG.warning(
+                    "ignoring identity header(s) %s from %s: %s",
+                    ", ".join(verdict.ignored),
+                    ip,
+                    verdict.reason,
+                )
+        return WsPeer(lambda ws: Connection(self, ws, ip, proxy_user), limits.PRE_CONNECT_MAX_FRAME)
 
     def socket_opened(self, conn: Connection) -> None:
         self.sockets.add(conn)
@@ -362,6 +382,10 @@ class Gateway:
             "authMode": settings.auth.mode,
             "connections": self.connection_counts(),
             "memory": {"rssBytes": rss_bytes()},
+            "tls": {
+                "enabled": self.tls_fingerprint is not None,
+                "fingerprintSha256": self.tls_fingerprint,
+            },
         }
 
     def _presence_method(self, conn: Connection, params: None) -> list[PresenceEntry]:

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Mapping
 
 from .. import runtime
@@ -21,11 +22,12 @@ from ..errors import ConfigError, OpenClawError, PortInUseError, ProfileConflict
 from ..faults import checkpoint
 from ..profiles.discovery import list_profiles
 from ..profiles.lock import ProfileLock, find_port_holder, port_in_use_message, read_identity
-from .http import HttpFront
+from .http import HEAD_TIMEOUT_S, HttpFront
 from .hub import Gateway
 from .logs import FILE_ONLY, setup_logging
 from .notify import notify
 from .settings import GatewayOptions, GatewaySettings, resolve_settings
+from .tls import load_server_tls
 from .watchdog import start_watchdog
 
 _LOG = logging.getLogger("openclaw.gateway")
@@ -80,10 +82,17 @@ def exit_status(err: OpenClawError) -> int:
 
 async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     loop = asyncio.get_running_loop()
-    gateway = Gateway(settings)
-    servers = await _bind(gateway, settings)
+    tls = load_server_tls(settings.tls, settings.hosts) if settings.tls is not None else None
+    gateway = Gateway(settings, tls_fingerprint=tls.fingerprint if tls is not None else None)
+    servers = await _bind(gateway, settings, tls.context if tls is not None else None)
     checkpoint("gateway.bound")
-    lock.publish(settings.port, settings.hosts[0], settings.paths.config_path, settings.version)
+    lock.publish(
+        settings.port,
+        settings.hosts[0],
+        settings.paths.config_path,
+        settings.version,
+        tls_fingerprint=gateway.tls_fingerprint,
+    )
     checkpoint("gateway.published")
     stop = asyncio.Event()
     signals_seen: list[int] = []
@@ -97,10 +106,11 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     gateway.mark_ready()
     where = ", ".join(f"{h}:{settings.port}" for h in settings.hosts)
     _LOG.info(
-        "gateway ready: profile %s listening on %s (auth %s, pid %d)",
+        "gateway ready: profile %s listening on %s (auth %s, %s, pid %d)",
         settings.paths.display_name,
         where,
         settings.auth.mode,
+        f"tls sha256 {gateway.tls_fingerprint}" if gateway.tls_fingerprint else "no tls",
         os.getpid(),
     )
     notify(f"READY=1\nSTATUS=listening on {where}\nMAINPID={os.getpid()}")
@@ -124,15 +134,26 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     return 0
 
 
-async def _bind(gateway: Gateway, settings: GatewaySettings) -> list[asyncio.Server]:
+async def _bind(
+    gateway: Gateway, settings: GatewaySettings, ssl_context: ssl.SSLContext | None = None
+) -> list[asyncio.Server]:
+    # With TLS the loop decrypts; the HttpFront (and picows after it) see plain bytes.
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
     host = settings.hosts[0]
+    # A peer that opens TCP and never finishes the TLS handshake is dropped as soon as one
+    # that never sends its request head would be.
+    handshake_timeout = HEAD_TIMEOUT_S if ssl_context is not None else None
     try:
         for host in settings.hosts:
             servers.append(
                 await loop.create_server(
-                    lambda: HttpFront(gateway), host, settings.port, backlog=1024
+                    lambda: HttpFront(gateway),
+                    host,
+                    settings.port,
+                    backlog=1024,
+                    ssl=ssl_context,
+                    ssl_handshake_timeout=handshake_timeout,
                 )
             )
     except OSError as err:

@@ -17,7 +17,9 @@ from ..profiles.paths import ProfilePaths, env_applies_to_profile, resolve_paths
 from ..profiles.ports import resolve_port
 from ..protocol import limits
 from ..protocol.handshake import AuthMode, AuthPolicy
+from ..protocol.proxy import LOOPBACK_PROXIES, ProxyPolicy, parse_networks
 from .binding import is_loopback, resolve_bind_hosts
+from .tls import CERT_NAME, KEY_NAME, TlsPlan, default_tls_dir
 
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
 
@@ -52,13 +54,17 @@ class GatewaySettings:
     max_buffered_bytes: int = limits.DEFAULT_MAX_BUFFERED_BYTES
     tick_interval_ms: int = limits.DEFAULT_TICK_INTERVAL_MS
     handshake_timeout: float = limits.DEFAULT_HANDSHAKE_TIMEOUT_S
+    tls: TlsPlan | None = None
 
 
 def resolve_settings(options: GatewayOptions, env: Mapping[str, str]) -> GatewaySettings:
     """Resolve and validate; raise UsageError (bad flags) or ConfigError (refuse to run).
 
     A non-loopback bind without token or password auth is a ConfigError: exposing an
-    unauthenticated gateway is never a default.
+    unauthenticated gateway is never a default. The one other mode allowed there is
+    ``trusted-proxy``, which is refused without an explicit ``gateway.trustedProxies``.
+    ``gateway.remote.*`` is what this profile's *client* sends to another gateway: it
+    never enables or satisfies this gateway's auth.
     """
     paths = resolve_paths(options.profile, env, explicit=options.explicit)
     config = load_config(paths.config_path)
@@ -73,7 +79,7 @@ def resolve_settings(options: GatewayOptions, env: Mapping[str, str]) -> Gateway
     bind = options.bind or section.bind
     hosts = resolve_bind_hosts(bind, section.custom_bind_host)
     auth = _resolve_auth(options, env, config)
-    if not is_loopback(hosts) and auth.mode not in ("token", "password"):
+    if not is_loopback(hosts) and auth.mode not in ("token", "password", "trusted-proxy"):
         raise ConfigError(
             f"refusing to bind {', '.join(hosts)} ({bind}) without auth: "
             "set gateway.auth.mode to token or password (or pass --auth token --token ...)"
@@ -94,6 +100,27 @@ def resolve_settings(options: GatewayOptions, env: Mapping[str, str]) -> Gateway
             if tuned.handshake_timeout_ms
             else limits.DEFAULT_HANDSHAKE_TIMEOUT_S
         ),
+        tls=_tls_plan(config, paths),
+    )
+
+
+def _tls_plan(config: ProfileConfig, paths: ProfilePaths) -> TlsPlan | None:
+    """Where ``gateway.tls`` says the certificate is (relative paths: from the config's dir)."""
+    tls = config.gateway.tls
+    if not tls.enabled:
+        return None
+    default_dir = default_tls_dir(paths.state_dir)
+
+    def where(value: str | None, default: Path) -> Path:
+        if not value:
+            return default
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else paths.config_path.parent / path
+
+    return TlsPlan(
+        cert_path=where(tls.cert_path, default_dir / CERT_NAME),
+        key_path=where(tls.key_path, default_dir / KEY_NAME),
+        auto_generate=tls.auto_generate,
     )
 
 
@@ -120,24 +147,56 @@ def _resolve_auth(
         mode = "token" if token else "password" if password else "none"
     if mode not in AUTH_MODES:
         raise UsageError(f"Invalid --auth {mode!r} (use none, token or password)")
+    proxy = _proxy_policy(config, mode)
     if mode == "token":
         if not token:
             raise ConfigError(
                 "auth mode is token but no token is set "
                 "(gateway.auth.token, OPENCLAW_GATEWAY_TOKEN or --token)"
             )
-        return AuthPolicy("token", token.encode())
+        return AuthPolicy("token", token.encode(), proxy)
     if mode == "password":
         if not password:
             raise ConfigError(
                 "auth mode is password but no password is set "
                 "(gateway.auth.password, OPENCLAW_GATEWAY_PASSWORD or --password-file)"
             )
-        return AuthPolicy("password", password.encode())
+        return AuthPolicy("password", password.encode(), proxy)
     if mode == "trusted-proxy":
-        raise ConfigError("auth mode trusted-proxy is not supported by this gateway yet")
+        # A token (or else a password) beside it lets local clients without a proxy in.
+        if token:
+            return AuthPolicy("trusted-proxy", token.encode(), proxy, "token")
+        if password:
+            return AuthPolicy("trusted-proxy", password.encode(), proxy, "password")
+        return AuthPolicy("trusted-proxy", None, proxy)
     mode_none: AuthMode = "none"
     return AuthPolicy(mode_none)
+
+
+def _proxy_policy(config: ProfileConfig, mode: str) -> ProxyPolicy:
+    section = config.gateway
+    auth = section.auth
+    try:
+        proxies = parse_networks(section.trusted_proxies)
+    except ValueError as err:
+        raise ConfigError(f"gateway.trustedProxies: {err}") from None
+    if mode == "trusted-proxy" and not proxies:
+        raise ConfigError(
+            "auth mode trusted-proxy needs gateway.trustedProxies: the addresses of the "
+            "proxies whose identity headers are believed (for a proxy on this host: "
+            '["127.0.0.1", "::1"])'
+        )
+    if auth.allow_tailscale and not proxies:
+        proxies = parse_networks(LOOPBACK_PROXIES)  # Tailscale Serve connects from loopback
+    trusted = auth.trusted_proxy
+    return ProxyPolicy(
+        allow_tailscale=auth.allow_tailscale,
+        trusted_proxy_mode=mode == "trusted-proxy",
+        trusted_proxies=proxies,
+        user_header=trusted.user_header.strip().lower() or "x-forwarded-user",
+        required_headers=tuple(h.strip().lower() for h in trusted.required_headers if h.strip()),
+        allow_users=tuple(trusted.allow_users),
+    )
 
 
 def _read_secret_file(path: Path) -> str:

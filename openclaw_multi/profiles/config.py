@@ -25,6 +25,7 @@ __all__ = [
     "GatewayRemote",
     "GatewaySection",
     "GatewayTls",
+    "GatewayTrustedProxy",
     "ProfileConfig",
     "load_config",
     "load_raw_config",
@@ -33,6 +34,14 @@ __all__ = [
 
 BindMode = Literal["loopback", "lan", "tailnet", "auto", "custom"]
 GatewayMode = Literal["local", "remote"]
+
+
+class GatewayTrustedProxy(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.auth.trustedProxy``: what ``auth.mode: "trusted-proxy"`` reads from the proxy."""
+
+    user_header: str = "x-forwarded-user"
+    required_headers: list[str] = msgspec.field(default_factory=list)
+    allow_users: list[str] = msgspec.field(default_factory=list)
 
 
 class GatewayAuth(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -46,6 +55,7 @@ class GatewayAuth(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     token: str | None = None
     password: str | None = None
     allow_tailscale: bool = False
+    trusted_proxy: GatewayTrustedProxy = msgspec.field(default_factory=GatewayTrustedProxy)
 
 
 class GatewayRemote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

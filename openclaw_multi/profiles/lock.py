@@ -136,6 +136,8 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         created_at: When it took the lock (unix seconds, for display only).
         version: The openclaw-multi version it runs.
         profile: Its profile name (None for the default profile).
+        tls_fingerprint: SHA-256 of the certificate it serves (hex) when the port speaks
+            TLS (``gateway.tls``), else None: how probes know to speak TLS, and what to pin.
     """
 
     pid: int
@@ -147,6 +149,7 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     created_at: float
     version: str
     profile: str | None = None
+    tls_fingerprint: str | None = None
 
 
 _identity_decoder = msgspec.json.Decoder(Identity)
@@ -344,6 +347,7 @@ class ProfileLock:
         host: str,
         config_path: Path | str | None = None,
         version: str | None = None,
+        tls_fingerprint: str | None = None,
     ) -> Identity:
         """Record this process as the holder (call once the port is bound).
 
@@ -352,6 +356,7 @@ class ProfileLock:
             host: The address bound.
             config_path: The config loaded (defaults to the profile's config path).
             version: The running version (defaults to the installed package's).
+            tls_fingerprint: The served certificate's SHA-256 (hex), when serving TLS.
 
         Returns:
             The identity written.
@@ -372,6 +377,7 @@ class ProfileLock:
             created_at=time.time(),
             version=version if version is not None else _package_version(),
             profile=self.paths.name,
+            tls_fingerprint=tls_fingerprint,
         )
         write_identity(self._canonical_dir / self.paths.identity_path.name, identity)
         self._identity = identity

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import enum
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from . import PROTOCOL_VERSION, codes, scopes
 from .connect import ConnectParams
 from .frames import ErrorShape
+from .proxy import ProxyPolicy, ProxyUser
 
 AuthMode = Literal["none", "token", "password", "trusted-proxy"]
 
@@ -33,10 +34,25 @@ class Phase(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AuthPolicy:
-    """What the gateway requires: a mode and, for token/password, the secret as bytes."""
+    """What the gateway requires: a mode and, for token/password, the secret as bytes.
+
+    ``trusted-proxy`` authenticates by the proxy's identity header; a token or password set
+    beside it (``secret_kind``) still lets local clients such as the CLI in, which have no
+    proxy in front of them. ``proxy`` says which proxy identities count (Tailscale Serve
+    with ``allowTailscale`` in any mode).
+    """
 
     mode: AuthMode
     secret: bytes | None = None
+    proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
+    fallback_kind: Literal["token", "password"] | None = None
+
+    @property
+    def secret_kind(self) -> str | None:
+        """Which shared secret a client may present: ``token``, ``password`` or none."""
+        if self.mode in ("token", "password"):
+            return self.mode
+        return self.fallback_kind if self.mode == "trusted-proxy" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +90,12 @@ def secrets_equal(given: str, expected: bytes) -> bool:
 
 
 def evaluate_connect(
-    params: ConnectParams, policy: AuthPolicy, *, ready: bool, local: bool = True
+    params: ConnectParams,
+    policy: AuthPolicy,
+    *,
+    ready: bool,
+    local: bool = True,
+    proxy_user: ProxyUser | None = None,
 ) -> Accepted | Rejected:
     """Decide one ``connect`` request (rows of protocol.md's rules table, in order).
 
@@ -83,6 +104,9 @@ def evaluate_connect(
         policy: the gateway's auth requirement.
         ready: False while the gateway is still starting or already draining.
         local: the peer is on a loopback address (only the wording of a refusal depends on it).
+        proxy_user: who a trusted proxy vouched for on the upgrade request
+            (:func:`~.proxy.identify_proxy_user`); such a connect is authenticated as that
+            user, by ``tailscale`` or ``trusted-proxy``.
     """
     if not ready:
         return Rejected(
@@ -109,7 +133,7 @@ def evaluate_connect(
             ),
             codes.CLOSE_PROTOCOL_ERROR,
         )
-    method = _authenticate(params, policy, local)
+    method = _authenticate(params, policy, local, proxy_user)
     if isinstance(method, Rejected):
         return method
     probe = params.client.mode == "probe"
@@ -117,23 +141,24 @@ def evaluate_connect(
     return Accepted(protocol=protocol, role=params.role, scopes=granted, method=method)
 
 
-def _authenticate(params: ConnectParams, policy: AuthPolicy, local: bool) -> str | Rejected:
+def _authenticate(
+    params: ConnectParams, policy: AuthPolicy, local: bool, proxy_user: ProxyUser | None
+) -> str | Rejected:
     if policy.mode == "none":
         return "none"
+    if proxy_user is not None:
+        return proxy_user.method
     auth = params.auth
-    if policy.mode == "token" and auth.token:
-        if policy.secret is not None and secrets_equal(auth.token, policy.secret):
-            return "token"
-        return _mismatch("token", params, local)
-    if policy.mode == "password" and auth.password:
-        if policy.secret is not None and secrets_equal(auth.password, policy.secret):
-            return "password"
-        return _mismatch("password", params, local)
+    kind = policy.secret_kind
+    given = auth.token if kind == "token" else auth.password if kind == "password" else None
+    if given:
+        if policy.secret is not None and secrets_equal(given, policy.secret):
+            return kind or "token"
+        return _mismatch(kind or "token", params, local)
     if auth.present():
         # A credential of the wrong kind (a password to a token gateway, a device token we
         # never issued) is a mismatch, not a missing identity.
-        kind = policy.mode if policy.mode in ("token", "password") else "token"
-        return _mismatch(kind, params, local)
+        return _mismatch(kind or "token", params, local)
     return Rejected(
         ErrorShape(
             code=codes.NOT_PAIRED,

@@ -10,9 +10,12 @@ import asyncio
 import socket
 from typing import Final
 
+from ..protocol.tls import TlsClientSession, pinned_client_context, tls_exchange
+
 __all__ = ["connect", "probe_readyz"]
 
 _MAX_STATUS_LINE: Final = 256
+_REQUEST: Final = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
 async def connect(host: str, port: int, timeout: float) -> socket.socket:
@@ -37,13 +40,17 @@ async def connect(host: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-async def probe_readyz(host: str, port: int, timeout: float = 1.0) -> bool:
+async def probe_readyz(
+    host: str, port: int, timeout: float = 1.0, *, tls_fingerprint: str | None = None
+) -> bool:
     """Ask the gateway whether it is ready.
 
     Args:
         host: Address to connect to.
         port: The gateway's port.
         timeout: Seconds for connect, request and status line together.
+        tls_fingerprint: The port speaks TLS: pin this certificate SHA-256 (from the
+            gateway's identity file). A certificate that does not match fails the probe.
 
     Returns:
         True only for an ``HTTP/1.x 200`` status line within ``timeout``.
@@ -56,18 +63,35 @@ async def probe_readyz(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
     try:
         async with asyncio.timeout_at(deadline):
-            await loop.sock_sendall(
-                sock, b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-            )
-            head = b""
-            while b"\r\n" not in head and len(head) < _MAX_STATUS_LINE:
-                chunk = await loop.sock_recv(sock, _MAX_STATUS_LINE)
-                if not chunk:
-                    break
-                head += chunk
-    except (TimeoutError, OSError):
+            if tls_fingerprint is not None:
+                head = await _tls_status_line(loop, sock, tls_fingerprint)
+            else:
+                await loop.sock_sendall(sock, _REQUEST)
+                head = b""
+                while b"\r\n" not in head and len(head) < _MAX_STATUS_LINE:
+                    chunk = await loop.sock_recv(sock, _MAX_STATUS_LINE)
+                    if not chunk:
+                        break
+                    head += chunk
+    except (TimeoutError, OSError):  # ssl.SSLError (and a pin mismatch) are OSErrors
         return False
     finally:
         sock.close()
     parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
     return len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1] == b"200"
+
+
+async def _tls_status_line(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, fingerprint: str
+) -> bytes:
+    session = TlsClientSession(pinned_client_context(fingerprint))
+
+    async def send(data: bytes) -> None:
+        await loop.sock_sendall(sock, data)
+
+    async def recv(n: int) -> bytes:
+        return await loop.sock_recv(sock, n)
+
+    return await tls_exchange(
+        session, send, recv, _REQUEST, limit=_MAX_STATUS_LINE, until=lambda b: b"\r\n" in b
+    )

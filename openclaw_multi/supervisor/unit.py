@@ -96,6 +96,7 @@ class ProfileUnit:
         self.child: GatewayProcess | None = None
         self.port: int | None = None
         self.host: str | None = None
+        self.tls_fingerprint: str | None = None  # the gateway serves TLS: probes pin this
         self.last_exit: int | None = None
         self.last_error: str | None = None
         self.last_message: str | None = None
@@ -299,6 +300,7 @@ class ProfileUnit:
         self.child = child
         self.port = identity.port
         self.host = identity.host
+        self.tls_fingerprint = identity.tls_fingerprint
         self._attempts += 1
         self.probes.reset()
         self._next_probe = time.monotonic() + self._policy.probe_interval
@@ -400,6 +402,7 @@ class ProfileUnit:
         self.healthy = None
         self.port = self._configured_port()
         self.host = None
+        self.tls_fingerprint = None
         self._attempts += 1
         self.tracker.record_start(time.monotonic())
         try:
@@ -443,6 +446,7 @@ class ProfileUnit:
         if identity is not None and identity.pid == child.pid:
             self.port = identity.port
             self.host = identity.host
+            self.tls_fingerprint = identity.tls_fingerprint
         self.probes.reset()
         self.healthy = True
         self._next_probe = time.monotonic() + self._policy.probe_interval
@@ -468,7 +472,10 @@ class ProfileUnit:
 
     async def _probe(self, child: GatewayProcess) -> None:
         ok = self.port is not None and await probe_readyz(
-            connect_host(self.host), self.port, self._ctx.probe_timeout
+            connect_host(self.host),
+            self.port,
+            self._ctx.probe_timeout,
+            tls_fingerprint=self.tls_fingerprint,
         )
         self._next_probe = time.monotonic() + self._policy.probe_interval
         self.healthy = ok
