@@ -72,6 +72,8 @@ def _register() -> None:
         doctor_cmds,
         gateway_cmds,
         profiles_cmds,
+        remote_cmds,
+        security_cmds,
         services_cmds,
         supervisor_cmds,
     )
@@ -86,6 +88,8 @@ def _register() -> None:
     supervisor_cmds.supervisor.add_command(services_cmds.supervisor_uninstall)
     cli.add_command(doctor_cmds.doctor)
     cli.add_command(completion_cmds.completion)
+    cli.add_command(remote_cmds.remote)
+    cli.add_command(security_cmds.security)
 
 
 _register()
