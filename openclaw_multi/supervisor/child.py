@@ -36,6 +36,7 @@ __all__ = [
     "gateway_argv",
     "gateway_env",
     "spawn_gateway",
+    "spawn_in_session",
 ]
 
 _LOG = logging.getLogger("openclaw.supervisor")
@@ -263,21 +264,43 @@ def spawn_gateway(
     """
     log_fd = _open_stderr_log(paths)
     try:
-        popen = subprocess.Popen(
-            gateway_argv(paths.name),
-            env=dict(env),
-            cwd=paths.state_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            close_fds=True,
-            start_new_session=True,
+        return spawn_in_session(
+            gateway_argv(paths.name), env=env, cwd=paths.state_dir, log_fd=log_fd, loop=loop
         )
     finally:
         os.close(log_fd)
+
+
+def spawn_in_session(
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log_fd: int,
+    loop: asyncio.AbstractEventLoop,
+    process_type: type[GatewayProcess] = GatewayProcess,
+) -> GatewayProcess:
+    """Start ``argv`` in its own session and process group, and start watching it.
+
+    stdin is ``/dev/null`` and there is no controlling terminal (nothing can prompt);
+    stdout and stderr go to ``log_fd`` (a file, never a pipe: the process outlives us).
+
+    Raises:
+        OSError: The process could not be created.
+    """
+    popen = subprocess.Popen(
+        argv,
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=log_fd,
+        close_fds=True,
+        start_new_session=True,
+    )
     # Until we reap it, the pid cannot be reused, so this start time is the child's.
     start_time = process_start_time(popen.pid) or 0
-    process = GatewayProcess(popen.pid, start_time, popen, loop=loop)
+    process = process_type(popen.pid, start_time, popen, loop=loop)
     process.watch()
     return process
 

@@ -169,7 +169,7 @@ class Supervisor:
         self._control.stop_listening()
         stop = self._stop_gateways
         closing: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.gather(*(u.close(stop_gateway=stop) for u in self._units.values()))
+            asyncio.gather(*(u.close(stop_process=stop) for u in self._units.values()))
         )
         force: asyncio.Future[Any] = asyncio.ensure_future(self._force.wait())
         await asyncio.wait({closing, force}, return_when=asyncio.FIRST_COMPLETED)
@@ -184,7 +184,7 @@ class Supervisor:
     async def _stop_all_for_shutdown(self) -> None:
         """Stop every gateway (Shutdown with stop_gateways), keeping desired state as it is."""
         self._stop_gateways = True
-        await asyncio.gather(*(u.close(stop_gateway=True) for u in self._units.values()))
+        await asyncio.gather(*(u.close(stop_process=True) for u in self._units.values()))
 
     # --- units ---------------------------------------------------------------------------
 

@@ -1,31 +1,25 @@
-"""One profile under supervision: the thin shell around ``states.transition`` and the policy.
+"""One profile under supervision: a gateway process as a :class:`~.managed.ManagedUnit`.
 
-Theory of operation. Each profile has one driver task (:meth:`ProfileUnit.run`) that is the
-only code firing transitions. It loops: look at the current state, wait for whatever can
-happen in it (the process exits, READY arrives, a timer, a command), fire the matching
-event, act (spawn, signal, wait for port and lock), repeat. Everything else -- commands from
-the control socket, datagrams from the notify socket -- only records what happened and wakes
-the driver. So there is never a second writer of ``state``, and no callback races another.
-
-Commands become an :class:`_Op` with a future; the driver settles it at the state that
-answers it (RUNNING for a start, STOPPED for a stop, BACKOFF or FATAL for a failed start).
-One op per profile at a time: a second identical command waits for the same outcome, a
-conflicting one is refused with a clear message.
+The driver, commands, backoff and probes are shared (:mod:`.managed`); this module says what
+is particular to a gateway. It is spawned as ``python -m openclaw_multi.gateway`` and is
+ready when it pushes ``READY=1`` over the notify socket (:meth:`ProfileUnit.on_notify`).
+Its port and host come from the identity file it writes beside its lock. Once it
+is gone, it is only released when its port refuses and its lock is free. Exit 78 ("do not
+restart me") is final, with the gateway's own words (its ``STATUS=`` with ``ERRNO=``, else
+the last ``error:`` line of ``gateway.stderr.log``). A running gateway found at start-up
+(identity live, lock held) is adopted, unless systemd or launchd owns the profile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final
 
 from openclaw_multi.errors import OpenClawError
-from openclaw_multi.faults import checkpoint
 from openclaw_multi.profiles.config import load_config
 from openclaw_multi.profiles.lock import read_identity
 from openclaw_multi.profiles.paths import ProfilePaths
@@ -34,20 +28,15 @@ from openclaw_multi.profiles.service_files import find_gateway_services
 from openclaw_multi.protocol.control import ProfileStatus
 
 from .child import STDERR_LOG_NAME, GatewayProcess, adopt_gateway, gateway_env, spawn_gateway
-from .policy import EXIT_CONFIG, ProbeTracker, RestartPolicy, RestartTracker, decide
-from .probe import probe_readyz
+from .managed import ManagedUnit
+from .policy import EXIT_CONFIG, RestartPolicy
 from .readiness import NotifyMessage
 from .release import connect_host, lock_is_free, wait_released
-from .states import ProcessEvent, ProcessState, transition
+from .states import ProcessState
 
 __all__ = ["ProfileUnit", "UnitContext"]
 
 _LOG = logging.getLogger("openclaw.supervisor")
-
-_S = ProcessState
-_E = ProcessEvent
-
-OpKind = Literal["start", "stop", "restart", "reset"]
 
 _RELEASE_GRACE_S: Final = 5.0
 """Beyond ``stop_timeout``, how long to wait for port and lock after the process is gone."""
@@ -76,48 +65,24 @@ class UnitContext:
     persist: Callable[[], None]
 
 
-@dataclass
-class _Op:
-    """A person's command in flight. ``attempt``: the spawn/adoption count that answers it."""
+class ProfileUnit(ManagedUnit):
+    """One profile's gateway: state, process, restart history and pending command."""
 
-    kind: OpKind
-    done: asyncio.Future[str | None]
-    attempt: int
-
-
-class ProfileUnit:
-    """One profile's state, process, restart history and pending command."""
+    kind = "profile"
+    process_noun = "gateway"
 
     def __init__(self, paths: ProfilePaths, ctx: UnitContext, *, desired: bool) -> None:
+        super().__init__(
+            paths.display_name,
+            policy=ctx.policy,
+            probe_timeout=ctx.probe_timeout,
+            persist=ctx.persist,
+            desired=desired,
+        )
         self.paths = paths
-        self.name = paths.display_name
-        self.desired = desired
-        self.state = _S.STOPPED
-        self.child: GatewayProcess | None = None
-        self.port: int | None = None
-        self.host: str | None = None
-        self.tls_fingerprint: str | None = None  # the gateway serves TLS: probes pin this
-        self.last_exit: int | None = None
-        self.last_error: str | None = None
-        self.last_message: str | None = None
-        self.healthy: bool | None = None
-        self.tracker = RestartTracker(ctx.policy)
-        self.probes = ProbeTracker(ctx.policy)
         self._ctx = ctx
-        self._policy = ctx.policy
-        self._op: _Op | None = None
-        self._wake = asyncio.Event()
-        self._changed = asyncio.Event()
         self._stderr_offset = 0
-        self._ready = asyncio.Event()
         self._error_status: str | None = None
-        self._failure: str | None = None
-        self._restart_pending = False
-        self._closing = False
-        self._attempts = 0
-        self._backoff_until = 0.0
-        self._next_probe = 0.0
-        self._task: asyncio.Task[None] | None = None
 
     # --- what the supervisor reads -----------------------------------------------------
 
@@ -136,105 +101,6 @@ class ProfileUnit:
             last_error=self.last_error,
         )
 
-    @property
-    def idle(self) -> bool:
-        """STOPPED, not desired, nothing in flight: nothing would be lost by forgetting it."""
-        return (
-            self.state is _S.STOPPED
-            and not self.desired
-            and self.child is None
-            and self._op is None
-        )
-
-    def discard(self) -> None:
-        """Forget an idle unit (its profile was removed): end its driver task."""
-        if self._task is not None:
-            self._task.cancel()
-
-    def owns_pid(self, pid: int) -> bool:
-        """Is ``pid`` this unit's current gateway?"""
-        return self.child is not None and self.child.pid == pid
-
-    # --- commands (from the control socket) --------------------------------------------
-
-    async def start(self) -> str | None:
-        """Make the profile desired-up and wait until it runs.
-
-        Returns:
-            None once RUNNING; else a one-line error (the gateway's own message when it
-            refused to start, or a conflicting command in progress).
-        """
-        op = self._op
-        if op is not None:
-            if op.kind in ("start", "restart"):
-                return await asyncio.shield(op.done)
-            return self._conflict(op, "start")
-        self._set_desired(True)
-        if self.state is _S.RUNNING:
-            return None
-        return await self._begin("start")
-
-    async def stop(self) -> str | None:
-        """Make the profile desired-down and wait until its port and lock are free."""
-        op = self._op
-        if op is not None:
-            if op.kind == "stop":
-                return await asyncio.shield(op.done)
-            return self._conflict(op, "stop")
-        self._set_desired(False)
-        if self.state in (_S.STOPPED, _S.FATAL):
-            return None
-        return await self._begin("stop")
-
-    async def restart(self) -> str | None:
-        """Stop the gateway if one runs, then start a new one (desired-up)."""
-        op = self._op
-        if op is not None:
-            if op.kind == "restart":
-                return await asyncio.shield(op.done)
-            return self._conflict(op, "restart")
-        self._set_desired(True)
-        if self.state in (_S.STARTING, _S.RUNNING, _S.EXITED):
-            self._restart_pending = True
-        return await self._begin("restart")
-
-    async def reset(self) -> str | None:
-        """Clear the restart history; FATAL becomes STOPPED (and desired-down)."""
-        op = self._op
-        if op is not None:
-            if op.kind == "reset":
-                return await asyncio.shield(op.done)
-            return self._conflict(op, "reset")
-        self.tracker.reset()
-        if self.state is not _S.FATAL:
-            return None
-        self._set_desired(False)
-        return await self._begin("reset")
-
-    def _conflict(self, op: _Op, wanted: str) -> str:
-        return (
-            f"profile {self.name}: a {op.kind} is in progress (state {self.state.value}); "
-            f"try the {wanted} again once it is done"
-        )
-
-    async def _begin(self, kind: OpKind) -> str | None:
-        answers_current = kind == "start" and self.state in (_S.STARTING, _S.RUNNING)
-        attempt = self._attempts if answers_current else self._attempts + 1
-        op = _Op(kind, asyncio.get_running_loop().create_future(), attempt)
-        self._op = op
-        self._wake.set()
-        return await asyncio.shield(op.done)
-
-    def _settle(self, result: str | None) -> None:
-        op = self._op
-        self._op = None
-        if op is not None and not op.done.done():
-            op.done.set_result(result)
-
-    def _set_desired(self, desired: bool) -> None:
-        self.desired = desired
-        self._ctx.persist()  # writes only if the file differs (and retries a failed save)
-
     # --- events from the notify socket -------------------------------------------------
 
     def on_notify(self, message: NotifyMessage) -> None:
@@ -248,33 +114,7 @@ class ProfileUnit:
             self._ready.set()
         self._wake.set()
 
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def launch(self) -> None:
-        """Start the driver task."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self.run(), name=f"profile:{self.name}"
-            )
-
-    async def close(self, *, stop_gateway: bool) -> None:
-        """End supervision: stop the gateway first if asked, else leave it serving."""
-        self._closing = True
-        if stop_gateway:
-            self._wake.set()
-            while self.state not in (_S.STOPPED, _S.FATAL) and self._task and not self._task.done():
-                await self._state_changed()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self.child is not None:
-            self.child.close()
-        self._settle("supervisor is shutting down")
-
-    async def _state_changed(self) -> None:
-        self._changed.clear()
-        await self._changed.wait()
+    # --- the gateway hooks -----------------------------------------------------------------
 
     def try_adopt(self) -> bool:
         """Adopt this profile's gateway if one already serves (identity live, lock held).
@@ -282,7 +122,7 @@ class ProfileUnit:
         An adopted gateway becomes desired-up: it runs, so someone wants it, and a supervisor
         must never stop a gateway just by starting.
         """
-        if self.child is not None or self.state is not _S.STOPPED:
+        if self.child is not None or self.state is not ProcessState.STOPPED:
             return False
         if find_gateway_services(self.paths, self._ctx.base_env):
             return False  # systemd or launchd owns it, and a profile has one owner
@@ -297,114 +137,16 @@ class ProfileUnit:
                 identity.pid,
             )
             return False
-        self.child = child
         self.port = identity.port
         self.host = identity.host
-        self.tls_fingerprint = identity.tls_fingerprint
-        self._attempts += 1
-        self.probes.reset()
-        self._next_probe = time.monotonic() + self._policy.probe_interval
-        self._fire(_E.ADOPT)
+        self._adopted(child)
         _LOG.info("profile %s: adopted gateway pid %d on port %d", self.name, child.pid, self.port)
-        self._set_desired(True)
         return True
 
-    # --- the driver ----------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Drive the state machine until cancelled."""
-        handlers = {
-            _S.STOPPED: self._in_stopped,
-            _S.STARTING: self._in_starting,
-            _S.RUNNING: self._in_running,
-            _S.EXITED: self._in_exited,
-            _S.BACKOFF: self._in_backoff,
-            _S.STOPPING: self._in_stopping,
-            _S.FATAL: self._in_fatal,
-        }
-        while True:
-            self._wake.clear()
-            try:
-                await handlers[self.state]()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug here must not end supervision of the profile
-                _LOG.exception("profile %s: error in state %s", self.name, self.state.value)
-                self._settle(f"internal error in state {self.state.value}; see supervisor.log")
-                await asyncio.sleep(1.0)
-
-    def _fire(self, event: ProcessEvent) -> None:
-        before = self.state
-        self.state = transition(before, event)
-        self._changed.set()
-        _LOG.info("profile %s: %s -%s-> %s", self.name, before.value, event.value, self.state.value)
-        self._answer_op()
-
-    def _answer_op(self) -> None:
-        op = self._op
-        if op is None:
-            return
-        state = self.state
-        # A start issued after a failure began is answered by the next attempt, not this one.
-        starting = op.kind in ("start", "restart") and self._attempts >= op.attempt
-        stopping = op.kind in ("stop", "reset")
-        if (state is _S.RUNNING and starting) or (state is _S.STOPPED and stopping):
-            self._settle(None)
-        elif state is _S.BACKOFF and starting:
-            wait = max(0.0, self._backoff_until - time.monotonic())
-            self._settle(f"{self.last_error}; retrying in {wait:.1f}s")
-        elif state is _S.FATAL and (op.kind == "stop" or starting):
-            self._settle(None if op.kind == "stop" else self.last_error or "gave up")
-
-    def _want_up(self) -> bool:
-        return self.desired and not self._closing
-
-    def _wants_start(self) -> bool:
-        op = self._op
-        return op is not None and op.kind in ("start", "restart") and not self._closing
-
-    async def _wait(
-        self, timeout: float | None, *, child: bool = True, ready: bool = False
-    ) -> None:
-        """Wait until woken, the child exits, READY arrives (if asked), or ``timeout``."""
-        waiters: list[asyncio.Future[Any]] = [
-            asyncio.ensure_future(self._wake.wait()),
-        ]
-        if child and self.child is not None:
-            waiters.append(asyncio.ensure_future(asyncio.shield(self.child.exited)))
-        if ready:
-            waiters.append(asyncio.ensure_future(self._ready.wait()))
-        try:
-            await asyncio.wait(
-                waiters,
-                timeout=None if timeout is None else max(0.0, timeout),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    async def _in_stopped(self) -> None:
-        self._restart_pending = False
-        if decide(self._want_up(), _S.STOPPED) == "spawn":
-            # Never spawn a second gateway for a profile whose gateway already serves.
-            if not self.try_adopt():
-                self._fire(_E.START)
-                self._spawn()
-            return
-        await self._wait(None, child=False)
-
-    def _spawn(self) -> None:
-        """In STARTING: start a gateway process (a failure to spawn gives up at once)."""
-        self._ready.clear()
+    def _launch(self) -> GatewayProcess:
         self._error_status = None
-        self._failure = None
-        self.healthy = None
         self.port = self._configured_port()
         self.host = None
-        self.tls_fingerprint = None
-        self._attempts += 1
-        self.tracker.record_start(time.monotonic())
         try:
             self._stderr_offset = (self.paths.log_dir / STDERR_LOG_NAME).stat().st_size
         except OSError:
@@ -412,94 +154,27 @@ class ProfileUnit:
         env = gateway_env(
             self.paths.name, self._ctx.base_env, self._ctx.home, self._ctx.notify_path
         )
-        try:
-            self.child = spawn_gateway(self.paths, env, loop=asyncio.get_running_loop())
-        except OSError as err:
-            self.last_error = f"cannot start the gateway: {err}"
-            _LOG.error("profile %s: %s", self.name, self.last_error)
-            self._fire(_E.GIVE_UP)
-            return
-        _LOG.info("profile %s: spawned gateway pid %d", self.name, self.child.pid)
-        checkpoint("supervisor.spawned")
+        return spawn_gateway(self.paths, env, loop=asyncio.get_running_loop())
 
-    async def _in_starting(self) -> None:
-        child = self.child
-        assert child is not None
-        deadline = child.started_mono + self._policy.ready_timeout
-        await self._wait(deadline - time.monotonic(), ready=True)
-        if self._ready.is_set():
-            self._on_ready(child)
-            self._fire(_E.READY)
-            checkpoint("supervisor.ready")
-        elif not child.alive:
-            self._record_exit(child.exited.result())
-            self._fire(_E.EXITED)
-        elif not self._want_up() or self._restart_pending:
-            self._fire(_E.STOP)
-        elif time.monotonic() >= deadline:
-            self._failure = f"not ready within {self._policy.ready_timeout:g}s"
-            _LOG.warning("profile %s: gateway pid %d %s", self.name, child.pid, self._failure)
-            self._fire(_E.READY_TIMEOUT)
-
-    def _on_ready(self, child: GatewayProcess) -> None:
+    def _became_ready(self, child: GatewayProcess) -> None:
         identity = read_identity(self.paths.identity_path)
         if identity is not None and identity.pid == child.pid:
             self.port = identity.port
             self.host = identity.host
-            self.tls_fingerprint = identity.tls_fingerprint
-        self.probes.reset()
-        self.healthy = True
-        self._next_probe = time.monotonic() + self._policy.probe_interval
-        _LOG.info(
-            "profile %s: gateway pid %d ready on port %s after %.3fs",
-            self.name,
-            child.pid,
-            self.port,
-            time.monotonic() - child.started_mono,
+
+    def _exit_detail(self, code: int | None) -> str | None:
+        return self._error_status or (self._stderr_error() if code and code > 0 else None)
+
+    def _final_error(self) -> str | None:
+        if self.last_exit != EXIT_CONFIG:
+            return None
+        # The gateway's own words ("port 41984 is already in use by pid ..."), as is.
+        return (
+            self._error_status
+            or self._stderr_error()
+            or self._failure
+            or f"exit {EXIT_CONFIG} (config/conflict)"
         )
-
-    async def _in_running(self) -> None:
-        child = self.child
-        assert child is not None
-        await self._wait(self._next_probe - time.monotonic())
-        if not child.alive:
-            self._record_exit(child.exited.result())
-            self._fire(_E.EXITED)
-        elif not self._want_up() or self._restart_pending:
-            self._fire(_E.STOP)
-        elif time.monotonic() >= self._next_probe:
-            await self._probe(child)
-
-    async def _probe(self, child: GatewayProcess) -> None:
-        ok = self.port is not None and await probe_readyz(
-            connect_host(self.host),
-            self.port,
-            self._ctx.probe_timeout,
-            tls_fingerprint=self.tls_fingerprint,
-        )
-        self._next_probe = time.monotonic() + self._policy.probe_interval
-        self.healthy = ok
-        if not child.alive or self.state is not _S.RUNNING:
-            return  # the next turn of the loop sees the exit
-        if self.probes.record(ok):
-            limit = self._policy.probe_failures_before_restart
-            self._failure = f"health probe failed {limit} times in a row (hung?)"
-            _LOG.warning("profile %s: gateway pid %d %s", self.name, child.pid, self._failure)
-            self._fire(_E.PROBE_FAILED_LIMIT)
-        elif not ok:
-            _LOG.info("profile %s: health probe failed", self.name)
-
-    def _record_exit(self, code: int | None) -> None:
-        self.last_exit = code
-        if code is None:
-            base = "exited (status unknown)"
-        elif code < 0:
-            base = f"killed by signal {-code}"
-        else:
-            base = f"exit {code}"
-        detail = self._error_status or (self._stderr_error() if code and code > 0 else None)
-        self._failure = f"{base}: {detail}" if detail else base
-        _LOG.warning("profile %s: gateway %s", self.name, self._failure)
 
     def _stderr_error(self) -> str | None:
         """The last ``error:`` line the gateway printed (when it had no chance to notify)."""
@@ -518,16 +193,7 @@ class ProfileUnit:
                 return line[len("error: ") :].strip()
         return None
 
-    async def _release(self) -> None:
-        """Make sure the process group is gone, then wait until port and lock are free."""
-        child = self.child
-        if child is None:
-            return
-        if child.alive:
-            # Killed by us (stop, readiness timeout, failed probes): this is its status now,
-            # not whatever an earlier process of the profile exited with.
-            self.last_exit = await child.terminate(self._policy.stop_timeout)
-            checkpoint("supervisor.stop-signalled")
+    async def _await_released(self, child: GatewayProcess) -> None:
         host = connect_host(self.host)
         timeout = self._policy.stop_timeout + _RELEASE_GRACE_S
         if not await wait_released(self.paths.lock_path, self.port, host, child.pid, timeout):
@@ -538,62 +204,6 @@ class ProfileUnit:
                 timeout,
                 child.pid,
             )
-        child.close()
-        self.child = None
-        self.healthy = None
-
-    async def _in_exited(self) -> None:
-        await self._release()
-        if not self._want_up() or self._restart_pending:
-            self._fire(_E.STOP)
-            return
-        now = time.monotonic()
-        decision = self.tracker.record_exit(now, self.last_exit)
-        failure = self._failure or decision.reason
-        if decision.action == "fatal":
-            if self.last_exit == EXIT_CONFIG:
-                # The gateway's own words ("port 41984 is already in use by pid ..."), as is.
-                self.last_error = self._error_status or self._stderr_error() or failure
-            else:
-                self.last_error = f"gave up after {decision.reason}; last: {failure}"
-            _LOG.error("profile %s: FATAL: %s", self.name, self.last_error)
-            self._fire(_E.GIVE_UP)
-        else:
-            self.last_error = failure
-            self._backoff_until = now + decision.delay
-            _LOG.info("profile %s: restarting in %.2fs", self.name, decision.delay)
-            self._fire(_E.STOPPED)
-
-    async def _in_backoff(self) -> None:
-        await self._wait(self._backoff_until - time.monotonic(), child=False)
-        if not self._want_up():
-            self._fire(_E.STOP)
-        elif self._wants_start():
-            self._restart_pending = False
-            self._fire(_E.START)  # an explicit start skips the wait
-            self._spawn()
-        elif time.monotonic() >= self._backoff_until:
-            self._fire(_E.BACKOFF_ELAPSED)
-            self._spawn()
-
-    async def _in_stopping(self) -> None:
-        checkpoint("supervisor.stop-begin")
-        await self._release()
-        self._fire(_E.STOPPED)
-
-    async def _in_fatal(self) -> None:
-        op = self._op
-        if op is not None and op.kind == "reset":
-            self.tracker.reset()
-            self._fire(_E.RESET)
-        elif self._wants_start():
-            # A person's start clears FATAL and the restart history.
-            self.tracker.reset()
-            self._restart_pending = False
-            self._fire(_E.START)
-            self._spawn()
-        else:
-            await self._wait(None, child=False)
 
     # --- helpers -------------------------------------------------------------------------
 
