@@ -3,7 +3,7 @@
 The driver, commands, backoff and probes are shared (:mod:`.managed`); this module says what
 is particular to a gateway. It is spawned as ``python -m openclaw_multi.gateway`` and is
 ready when it pushes ``READY=1`` over the notify socket (:meth:`ProfileUnit.on_notify`).
-Its port and host come from the identity file it writes beside its lock. Once it
+Its port, host and TLS pin come from the identity file it writes beside its lock. Once it
 is gone, it is only released when its port refuses and its lock is free. Exit 78 ("do not
 restart me") is final, with the gateway's own words (its ``STATUS=`` with ``ERRNO=``, else
 the last ``error:`` line of ``gateway.stderr.log``). A running gateway found at start-up
@@ -30,6 +30,7 @@ from openclaw_multi.protocol.control import ProfileStatus
 from .child import STDERR_LOG_NAME, GatewayProcess, adopt_gateway, gateway_env, spawn_gateway
 from .managed import ManagedUnit
 from .policy import EXIT_CONFIG, RestartPolicy
+from .probe import probe_readyz
 from .readiness import NotifyMessage
 from .release import connect_host, lock_is_free, wait_released
 from .states import ProcessState
@@ -80,6 +81,7 @@ class ProfileUnit(ManagedUnit):
             desired=desired,
         )
         self.paths = paths
+        self.tls_fingerprint: str | None = None  # the gateway serves TLS: probes pin this
         self._ctx = ctx
         self._stderr_offset = 0
         self._error_status: str | None = None
@@ -139,6 +141,7 @@ class ProfileUnit(ManagedUnit):
             return False
         self.port = identity.port
         self.host = identity.host
+        self.tls_fingerprint = identity.tls_fingerprint
         self._adopted(child)
         _LOG.info("profile %s: adopted gateway pid %d on port %d", self.name, child.pid, self.port)
         return True
@@ -147,6 +150,7 @@ class ProfileUnit(ManagedUnit):
         self._error_status = None
         self.port = self._configured_port()
         self.host = None
+        self.tls_fingerprint = None
         try:
             self._stderr_offset = (self.paths.log_dir / STDERR_LOG_NAME).stat().st_size
         except OSError:
@@ -161,6 +165,15 @@ class ProfileUnit(ManagedUnit):
         if identity is not None and identity.pid == child.pid:
             self.port = identity.port
             self.host = identity.host
+            self.tls_fingerprint = identity.tls_fingerprint
+
+    async def _probe_ok(self) -> bool:
+        return self.port is not None and await probe_readyz(
+            connect_host(self.host),
+            self.port,
+            self._probe_timeout,
+            tls_fingerprint=self.tls_fingerprint,
+        )
 
     def _exit_detail(self, code: int | None) -> str | None:
         return self._error_status or (self._stderr_error() if code and code > 0 else None)
