@@ -29,6 +29,7 @@ PURE = [
     "profiles/ports.py",
     "supervisor/states.py",
     "supervisor/policy.py",
+    "supervisor/ssh.py",
 ]
 IMPURE_MODULES = {"asyncio", "socket", "subprocess", "psutil", "filelock", "uvloop", "picows"}
 

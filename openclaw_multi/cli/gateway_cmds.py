@@ -14,7 +14,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -99,11 +99,25 @@ class ClientArgs:
     timeout: float
     as_json: bool
     tls_fingerprint: str | None = None
+    tunnel: str | None = None
 
     def target(self, obj: CliContext) -> Target:
         """The gateway to talk to and the credentials to send (see docs/cli.md)."""
         if not self.timeout > 0:
             raise UsageError("Invalid --timeout. Use a number of seconds above 0, for example 10.")
+        if self.tunnel is not None:  # the remote gateway behind an SSH tunnel (docs/tunnels.md)
+            if self.url is not None:
+                raise UsageError("give --url or --tunnel, not both")
+            from .tunnel_cmds import tunnel_target
+
+            return tunnel_target(
+                obj,
+                self.tunnel,
+                token=self.token,
+                password=self.password,
+                password_file=self.password_file,
+                tls_fingerprint=self.tls_fingerprint,
+            )
         return resolve_target(
             obj.profile(),
             obj.env,
@@ -129,9 +143,11 @@ def _client_options(func: Callable[..., T]) -> Callable[..., T]:
         tls_fingerprint: str | None,
         timeout: float,
         as_json: bool,
+        tunnel: str | None,
         **kwargs: Any,
     ) -> T:
         client = ClientArgs(url, token, password, password_file, timeout, as_json, tls_fingerprint)
+        client = replace(client, tunnel=tunnel)
         return func(*args, client=client, **kwargs)
 
     options = [
@@ -158,6 +174,11 @@ def _client_options(func: Callable[..., T]) -> Callable[..., T]:
             help="Give up after this long.",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the payload as JSON."),
+        click.option(
+            "--tunnel",
+            metavar="NAME",
+            help="The remote gateway behind SSH tunnel NAME (needs --token/--password).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)

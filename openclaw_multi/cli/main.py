@@ -76,6 +76,7 @@ def _register() -> None:
         security_cmds,
         services_cmds,
         supervisor_cmds,
+        tunnel_cmds,
     )
 
     cli.add_command(gateway_cmds.gateway)
@@ -90,6 +91,7 @@ def _register() -> None:
     cli.add_command(completion_cmds.completion)
     cli.add_command(remote_cmds.remote)
     cli.add_command(security_cmds.security)
+    cli.add_command(tunnel_cmds.tunnel)
 
 
 _register()

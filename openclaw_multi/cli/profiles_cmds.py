@@ -616,6 +616,11 @@ def list_cmd(ctx: click.Context, as_json: bool, timings: bool) -> None:
             click.echo(line)
         if statuses is None:
             click.echo("(supervisor not running: states from identity files and probes)")
+    if not as_json and statuses is not None:
+        from .tunnel_cmds import tunnel_section  # SSH tunnels, when there are any
+
+        for line in tunnel_section(_supervisor(ctx)):
+            click.echo(line)
     if timings:
         _echo_err(
             f"timings: supervisor {supervisor_s * 1000:.1f}ms "

@@ -34,6 +34,9 @@ from openclaw_multi.protocol.control import (
     ControlReply,
     ControlRequest,
     Ping,
+    TunnelList,
+    TunnelStart,
+    TunnelStop,
     decode_reply,
     encode_request,
 )
@@ -114,6 +117,42 @@ class SupervisorClient:
             return self._exchange(Ping(), _PING_TIMEOUT_S).ok
         except (_NotListening, SupervisorError):
             return False
+
+    # --- tunnels (docs/tunnels.md) ---------------------------------------------------------
+
+    def tunnel_start(
+        self,
+        name: str,
+        *,
+        ssh: str | None = None,
+        identity: str | None = None,
+        remote_port: int | None = None,
+        local_port: int | None = None,
+        known_hosts: str | None = None,
+        timeout: float = 60.0,
+    ) -> ControlReply:
+        """Define (with ``ssh``) or update tunnel ``name`` and start it; the reply comes once
+        it is healthy or failed. Paths must be absolute. Starts a supervisor if none runs."""
+        request = TunnelStart(
+            name=name,
+            ssh=ssh,
+            identity=identity,
+            remote_port=remote_port,
+            local_port=local_port,
+            known_hosts=known_hosts,
+        )
+        return self.request(request, timeout=timeout, autostart=True)
+
+    def tunnel_stop(
+        self, name: str, *, remove: bool = False, timeout: float = 30.0
+    ) -> ControlReply:
+        """Stop tunnel ``name`` (and forget it with ``remove``); the reply comes once ssh is
+        gone. Starts a supervisor if none runs (it adopts a left-over ssh, then stops it)."""
+        return self.request(TunnelStop(name=name, remove=remove), timeout=timeout, autostart=True)
+
+    def tunnel_list(self, *, timeout: float = 5.0) -> ControlReply:
+        """Every tunnel's status (never starts a supervisor: SupervisorError if none runs)."""
+        return self.request(TunnelList(), timeout=timeout, autostart=False)
 
     # --- one exchange --------------------------------------------------------------------
 

@@ -92,7 +92,55 @@ class Ping(_Request, frozen=True, tag="ping"):
     """Is a supervisor listening here? Answered with an empty ``ok`` reply."""
 
 
-ControlRequest = Start | Stop | Restart | Reset | Status | Shutdown | Ping
+def _check_port(value: int | None, what: str) -> None:
+    if value is not None and not 1 <= value <= 65535:
+        raise ControlProtocolError(f"{what} must be 1-65535, got {value}")
+
+
+class TunnelStart(_Request, frozen=True, tag="tunnel-start"):
+    """Define (or update) tunnel ``name`` and start it; answered once it is healthy.
+
+    Without ``ssh`` the tunnel must already be defined, and is started as it was. Given
+    fields replace the stored ones; a running tunnel whose definition changed is restarted.
+    ``local_port`` None: keep the stored one, or pick a free one once and keep it.
+    ``known_hosts`` None: the tunnel's own file in the supervisor dir (accept-new).
+    """
+
+    name: str
+    ssh: str | None = None
+    identity: str | None = None
+    remote_port: int | None = None
+    local_port: int | None = None
+    known_hosts: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_port(self.remote_port, "remote_port")
+        _check_port(self.local_port, "local_port")
+
+
+class TunnelStop(_Request, frozen=True, tag="tunnel-stop"):
+    """Stop tunnel ``name`` (desired-down); with ``remove`` also forget its definition."""
+
+    name: str
+    remove: bool = False
+
+
+class TunnelList(_Request, frozen=True, tag="tunnel-list"):
+    """Report every defined tunnel."""
+
+
+ControlRequest = (
+    Start
+    | Stop
+    | Restart
+    | Reset
+    | Status
+    | Shutdown
+    | Ping
+    | TunnelStart
+    | TunnelStop
+    | TunnelList
+)
 
 
 class ProfileStatus(msgspec.Struct, frozen=True):
@@ -121,12 +169,55 @@ class ProfileStatus(msgspec.Struct, frozen=True):
     last_error: str | None = None
 
 
+class TunnelStatus(msgspec.Struct, frozen=True):
+    """One SSH tunnel as the supervisor sees it (``openclaw tunnel list --json``).
+
+    Attributes:
+        name: The tunnel's name.
+        state: A :class:`~openclaw_multi.supervisor.states.ProcessState` name.
+        desired: Whether it should run.
+        ssh: The SSH destination, ``[user@]host[:port]``.
+        local_port: Listened on at ``127.0.0.1`` here.
+        remote_port: Reached at ``127.0.0.1`` on the SSH server.
+        pid: The ssh process, if one exists.
+        healthy: The last ``GET /readyz`` through the tunnel answered 200 (None: not probed).
+        started_at: Unix seconds when the current ssh started.
+        restarts: Reconnects the supervisor has made.
+        last_exit: ssh's last exit status (negative: killed by that signal).
+        last_error: One line: ssh's own words or the probe failure.
+        identity: The private key file given with ``--identity``, if any.
+        known_hosts: The known_hosts file in use.
+        strict_host_keys: True when ``known_hosts`` is the person's own file (no new keys
+            are accepted); False for the tunnel's own file (accept-new).
+        log_path: Where ssh's output goes.
+    """
+
+    name: str
+    state: str
+    desired: bool
+    ssh: str
+    local_port: int
+    remote_port: int
+    pid: int | None = None
+    healthy: bool | None = None
+    started_at: float | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    last_error: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    strict_host_keys: bool = False
+    log_path: str | None = None
+
+
 class ControlReply(msgspec.Struct, frozen=True):
-    """The one reply to a request: ``ok`` with the affected profiles, or a one-line error."""
+    """The one reply to a request: ``ok`` with the affected profiles (or tunnels), or a
+    one-line error."""
 
     ok: bool
     error: str | None = None
     profiles: list[ProfileStatus] = []
+    tunnels: list[TunnelStatus] = []
 
 
 _ENCODER: Final = msgspec.json.Encoder()

@@ -44,6 +44,9 @@ from openclaw_multi.protocol.control import (
     Start,
     Status,
     Stop,
+    TunnelList,
+    TunnelStart,
+    TunnelStop,
 )
 
 from .control_server import ControlServer
@@ -52,6 +55,7 @@ from .home import SupervisorPaths
 from .options import SupervisorOptions
 from .readiness import NotifyMessage, NotifySocket
 from .states import ProcessState
+from .tunnels import Tunnels
 from .unit import ProfileUnit, UnitContext
 
 __all__ = ["Supervisor", "SupervisorIdentity"]
@@ -98,6 +102,13 @@ class Supervisor:
             probe_timeout=options.probe_timeout,
             persist=self._persist,
         )
+        self._tunnels = Tunnels(
+            paths.directory,
+            paths.home,
+            policy=options.policy,
+            probe_timeout=options.probe_timeout,
+            base_env=self._env,
+        )
         self._notify = NotifySocket(paths.notify_path, self._on_notify)
         self._control = ControlServer(paths.socket_path, self._handle, self._after_reply)
         self._exit = asyncio.Event()
@@ -124,12 +135,14 @@ class Supervisor:
         for unit in self._units.values():
             unit.try_adopt()
         self._persist()
+        self._tunnels.load()  # and adopts the ssh processes still running
         await self._control.start()
         self._write_identity()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         for unit in self._units.values():
             unit.launch()
+        self._tunnels.launch()
         _LOG.info(
             "supervisor pid %d ready: %d profile(s), socket %s",
             os.getpid(),
@@ -169,7 +182,10 @@ class Supervisor:
         self._control.stop_listening()
         stop = self._stop_gateways
         closing: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.gather(*(u.close(stop_process=stop) for u in self._units.values()))
+            asyncio.gather(
+                *(u.close(stop_process=stop) for u in self._units.values()),
+                self._tunnels.close(stop_process=stop),
+            )
         )
         force: asyncio.Future[Any] = asyncio.ensure_future(self._force.wait())
         await asyncio.wait({closing, force}, return_when=asyncio.FIRST_COMPLETED)
@@ -184,7 +200,10 @@ class Supervisor:
     async def _stop_all_for_shutdown(self) -> None:
         """Stop every gateway (Shutdown with stop_gateways), keeping desired state as it is."""
         self._stop_gateways = True
-        await asyncio.gather(*(u.close(stop_process=True) for u in self._units.values()))
+        await asyncio.gather(
+            *(u.close(stop_process=True) for u in self._units.values()),
+            self._tunnels.close(stop_process=True),
+        )
 
     # --- units ---------------------------------------------------------------------------
 
@@ -269,7 +288,13 @@ class Supervisor:
         if isinstance(request, Ping):
             return ControlReply(ok=True)
         if isinstance(request, Status):
-            return ControlReply(ok=True, profiles=[u.status() for u in self._known()])
+            return ControlReply(
+                ok=True,
+                profiles=[u.status() for u in self._known()],
+                tunnels=self._tunnels.statuses(),
+            )
+        if isinstance(request, TunnelList):
+            return await self._tunnels.handle(request)
         if isinstance(request, Shutdown):
             self._closing = True
             self._control.stop_listening()
@@ -290,6 +315,8 @@ class Supervisor:
         if isinstance(request, Restart):
             units = self._targets(request.profiles, request.all)
             return await self._each(units, lambda u: u.restart())
+        if isinstance(request, TunnelStart | TunnelStop):
+            return await self._tunnels.handle(request)
         return ControlReply(ok=False, error=f"unsupported request {type(request).__name__}")
 
     def _targets(

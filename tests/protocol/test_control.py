@@ -126,6 +126,7 @@ def test_error_reply_round_trip() -> None:
         "ok": False,
         "error": "profile work is already stopping",
         "profiles": [],
+        "tunnels": [],
     }
 
 
