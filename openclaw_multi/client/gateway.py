@@ -25,7 +25,7 @@ import sys
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -51,7 +51,15 @@ from ..errors import (
     UsageError,
 )
 from ..protocol import PROTOCOL_VERSION
-from ..protocol.connect import AuthParams, Challenge, ClientInfo, ConnectParams, HelloOk, Role
+from ..protocol.connect import (
+    AuthParams,
+    Challenge,
+    ClientInfo,
+    ConnectParams,
+    DeviceParams,
+    HelloOk,
+    Role,
+)
 from ..protocol.frames import UNSET, ErrorShape, IncomingEvent, IncomingResponse, encoder
 from ..protocol.frames import server_frame_decoder as _frame_decoder
 from ..protocol.tls import (
@@ -61,6 +69,9 @@ from ..protocol.tls import (
     normalize_fingerprint,
     pinned_client_context,
 )
+
+if TYPE_CHECKING:
+    from .identity import DeviceAuthStore, DeviceIdentity
 
 __all__ = ["DEFAULT_SCOPES", "GatewayClient"]
 
@@ -184,6 +195,9 @@ class GatewayClient:
         timeout: float = 10.0,
         client_version: str = __version__,
         tls_fingerprint: str | None = None,
+        device: DeviceIdentity | None = None,
+        device_token: str | None = None,
+        device_auth: DeviceAuthStore | None = None,
     ) -> GatewayClient:
         """Open a link and complete the handshake.
 
@@ -201,6 +215,13 @@ class GatewayClient:
                 (``AA:BB:...`` or hex). The chain is then not verified, but the handshake
                 fails unless the certificate has exactly this fingerprint. Without it a
                 ``wss://`` certificate is verified against the system CAs.
+            device: This client's key pair: the connect then carries a ``device`` block,
+                the v3 string signed over the challenge nonce and ``ts``.
+            device_token: A device token to present (``auth.deviceToken``).
+            device_auth: Where this device's tokens are kept: with no token, password or
+                ``device_token``, the one stored for this URL and role is presented; a
+                ``deviceToken`` in ``hello-ok`` is stored; a stored token the gateway
+                refuses (``AUTH_DEVICE_TOKEN_MISMATCH``) is forgotten.
 
         Returns:
             A connected client; ``hello`` holds the decoded ``hello-ok``.
@@ -230,19 +251,30 @@ class GatewayClient:
             raise UsageError(f"invalid client identity: {err}") from None
         if role not in ("operator", "node"):
             raise UsageError(f"invalid role {role!r} (use operator or node)")
+        stored_token = None
+        if (
+            device is not None
+            and device_auth is not None
+            and not (token or password or device_token)
+        ):
+            stored_token = device_token = device_auth.load(url, role)
         params = ConnectParams(
             min_protocol=PROTOCOL_VERSION,
             max_protocol=PROTOCOL_VERSION,
             client=info,
             role=cast(Role, role),
             scopes=list(scopes),
-            auth=AuthParams(token=token or None, password=password or None),
+            auth=AuthParams(
+                token=token or None,
+                password=password or None,
+                device_token=device_token or None,
+            ),
         )
         client = cls(url, tls_fingerprint)
         try:
             async with asyncio.timeout(timeout):
                 await client._open(timeout)
-                response = await client._send_connect(params)
+                response = await client._send_connect(params, device)
         except TimeoutError:
             await client._abort()
             raise GatewayUnreachable(
@@ -257,6 +289,10 @@ class GatewayClient:
             await client._wait_closed(CLOSE_WAIT_S)
             if not client._closed.is_set():
                 await client._abort()
+            details = response.error.details if response.error is not None else None
+            refused = isinstance(details, dict) and details.get("code")
+            if stored_token and device_auth is not None and refused == "AUTH_DEVICE_TOKEN_MISMATCH":
+                device_auth.clear(url, role)
             raise client._call_failed(response.error, close_code=client.close_code)
         try:
             client.hello = _hello_decoder.decode(response.payload)
@@ -265,6 +301,9 @@ class GatewayClient:
             raise GatewayProtocolError(
                 f"gateway at {url} answered connect with an invalid hello-ok: {err}"
             ) from None
+        issued = client.hello.auth.device_token
+        if device_auth is not None and isinstance(issued, str) and issued:
+            device_auth.save(url, role, issued, list(client.hello.auth.scopes))
         return client
 
     async def call_raw(
@@ -397,8 +436,26 @@ class GatewayClient:
             err = TlsPinMismatch(expected, got)
             raise GatewayTlsError(f"{err} (gateway at {self.url}; nothing was sent)")
 
-    async def _send_connect(self, params: ConnectParams) -> IncomingResponse:
-        await self._challenge  # the nonce matters only to device-signed connects
+    async def _send_connect(
+        self, params: ConnectParams, device: DeviceIdentity | None = None
+    ) -> IncomingResponse:
+        challenge = await self._challenge  # the nonce matters only to device-signed connects
+        if device is not None:
+            from ..protocol.device import payload_for
+
+            payload = payload_for(
+                params, device_id=device.device_id, signed_at_ms=challenge.ts, nonce=challenge.nonce
+            )
+            params = msgspec.structs.replace(
+                params,
+                device=DeviceParams(
+                    id=device.device_id,
+                    public_key=device.public_key,
+                    signature=device.sign(payload),
+                    signed_at=challenge.ts,
+                    nonce=challenge.nonce,
+                ),
+            )
         wire = _without_nulls(msgspec.to_builtins(params))
         return await self._request("connect", wire, None)
 

@@ -16,6 +16,7 @@ import msgspec
 
 from ..protocol import codes, scopes
 from ..protocol.connect import Challenge, ConnectParams
+from ..protocol.device import DeviceAccepted
 from ..protocol.frames import (
     DECODE_ERRORS,
     UNSET,
@@ -49,9 +50,11 @@ class Connection:
         "client_id",
         "conn_id",
         "connected_at",
+        "device_id",
         "gateway",
         "ip",
         "mode",
+        "nonce",
         "params",
         "peer",
         "phase",
@@ -72,6 +75,8 @@ class Connection:
         self.ip = ip
         self.proxy_user = proxy_user  # who a trusted proxy vouched for on the upgrade
         self.conn_id = uuid.uuid4().hex
+        self.nonce = ""  # this socket's connect.challenge nonce, which a device signs
+        self.device_id: str | None = None
         self.phase = Phase.AWAITING_CONNECT
         self.scopes: frozenset[str] = frozenset()
         self.role = ""
@@ -88,6 +93,7 @@ class Connection:
     def on_open(self) -> None:
         self.gateway.socket_opened(self)
         challenge = Challenge(nonce=str(uuid.uuid4()), ts=int(time.time() * 1000))
+        self.nonce = challenge.nonce
         self.peer.send_text(
             encoder.encode(EventFrame(event="connect.challenge", payload=challenge))
         )
@@ -170,6 +176,14 @@ class Connection:
             local=is_loopback((self.ip,)),
             proxy_user=self.proxy_user,
         )
+        if params.device is not None:
+            decision = gateway.devices.authorize(
+                self,
+                params,
+                decision,
+                nonce=self.nonce,
+                local=is_loopback((self.ip,)) and self.proxy_user is None,
+            )
         if isinstance(decision, Rejected):
             frame = ResponseFrame(id=request.id, ok=False, error=decision.error)
             if decision.auth_failure:
@@ -208,6 +222,7 @@ class Connection:
         self.role = accepted.role
         self.scopes = accepted.scopes
         self.client_id = params.client.id
+        self.device_id = accepted.device_id if isinstance(accepted, DeviceAccepted) else None
         self.mode = params.client.mode
         self.connected_at = time.time()
         self.peer.limit = gateway.settings.max_payload

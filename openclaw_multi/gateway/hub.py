@@ -29,10 +29,11 @@ from ..protocol.connect import (
     ServerInfo,
     Snapshot,
 )
+from ..protocol.device import DeviceAccepted
 from ..protocol.frames import StateVersion, encoder
 from ..protocol.handshake import Accepted, Phase
 from ..protocol.proxy import identify_proxy_user
-from . import device, page
+from . import device, devices, page
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
 from .presence import PresenceEntry
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from .settings import GatewaySettings
 
 _LOG = logging.getLogger("openclaw.gateway")
-EVENTS = ("connect.challenge", "tick", "health", "presence", "shutdown")
+EVENTS = ("connect.challenge", "tick", "health", "presence", "shutdown", *devices.EVENTS)
 PRESENCE_COALESCE_S = 0.05
 FAN_OUT_SLICE = 64
 
@@ -84,6 +85,12 @@ class Gateway:
             "last-heartbeat": Method(self._last_heartbeat_method, scopes.READ),
             "gateway.identity.get": Method(self._identity_method, scopes.READ),
         }
+        self.devices = devices.DeviceRegistry(
+            self,
+            settings.paths.state_dir,
+            auto_approve_local=settings.config.gateway.nodes.pairing.auto_approve_local,
+        )
+        self.methods.update(self.devices.methods())
         self.features = Features(methods=sorted(self.methods), events=list(EVENTS))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -248,7 +255,10 @@ class Gateway:
                 auth_mode=settings.auth.mode,
             ),
             auth=HelloAuth(
-                role=accepted.role, scopes=sorted(accepted.scopes), method=accepted.method
+                role=accepted.role,
+                scopes=sorted(accepted.scopes),
+                method=accepted.method,
+                **_issued_token(accepted),
             ),
             policy=Policy(
                 max_payload=settings.max_payload,
@@ -411,6 +421,13 @@ class Gateway:
             "port": self.port,
             "version": self.settings.version,
         }
+
+
+def _issued_token(accepted: Accepted) -> dict[str, Any]:
+    """``deviceToken``/``issuedAtMs`` for hello-ok when the connect minted a device token."""
+    if isinstance(accepted, DeviceAccepted) and accepted.device_token:
+        return {"device_token": accepted.device_token, "issued_at_ms": accepted.issued_at_ms}
+    return {}
 
 
 def rss_bytes() -> int:

@@ -91,6 +91,19 @@ class GatewayLimits(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     handshake_timeout_ms: PositiveInt | None = None
 
 
+class GatewayNodesPairing(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.nodes.pairing``: how new devices (apps, node hosts, CLIs) get approved."""
+
+    auto_approve_local: bool = True
+    """Approve a device connecting directly over loopback without asking (as OpenClaw does)."""
+
+
+class GatewayNodes(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.nodes``: of its keys only ``pairing`` is read here."""
+
+    pairing: GatewayNodesPairing = msgspec.field(default_factory=GatewayNodesPairing)
+
+
 class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """``gateway``: port, bind, auth, mode and TLS of a profile's gateway.
 
@@ -107,6 +120,7 @@ class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     tls: GatewayTls = msgspec.field(default_factory=GatewayTls)
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
     limits: GatewayLimits = msgspec.field(default_factory=GatewayLimits)
+    nodes: GatewayNodes = msgspec.field(default_factory=GatewayNodes)
 
 
 class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True):

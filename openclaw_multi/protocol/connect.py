@@ -109,6 +109,7 @@ class HelloAuth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True)
     scopes: list[str]
     method: str | msgspec.UnsetType = UNSET
     device_token: str | msgspec.UnsetType = UNSET
+    issued_at_ms: int | msgspec.UnsetType = UNSET
 
 
 class Policy(msgspec.Struct, frozen=True, rename="camel"):

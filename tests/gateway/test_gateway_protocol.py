@@ -57,6 +57,8 @@ def test_hello_ok_shape(gateway: GatewayProcess) -> None:
         "health",
         "presence",
         "shutdown",
+        "device.pair.requested",
+        "device.pair.resolved",
     }
     snap = hello["snapshot"]
     assert snap["stateDir"] == str(gateway.state_dir)
