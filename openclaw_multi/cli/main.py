@@ -69,6 +69,7 @@ def cli(ctx: click.Context, profile_flag: str | None, dev: bool) -> None:
 def _register() -> None:
     from . import (
         completion_cmds,
+        devices_cmds,
         doctor_cmds,
         gateway_cmds,
         profiles_cmds,
@@ -89,6 +90,7 @@ def _register() -> None:
     supervisor_cmds.supervisor.add_command(services_cmds.supervisor_uninstall)
     cli.add_command(doctor_cmds.doctor)
     cli.add_command(completion_cmds.completion)
+    cli.add_command(devices_cmds.devices)
     cli.add_command(remote_cmds.remote)
     cli.add_command(security_cmds.security)
     cli.add_command(tunnel_cmds.tunnel)
