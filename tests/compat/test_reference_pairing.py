@@ -1,0 +1,199 @@
+"""Device pairing with the real OpenClaw clients (2026.9.6) against a gateway of ours.
+
+* ``openclaw-ref devices list|approve|remove --url ... --token ...``: the reference CLI drives
+  our ``device.pair.*`` methods (it sends no device block itself on these calls).
+* ``openclaw-ref node run``: the real node host signs its connect with its own Ed25519 key (v3
+  string, ``node-host|node|node||...``). Our gateway verifies that signature, raises a
+  pairing request (the host reports "device pairing required (requestId: ...)" and pauses
+  until an operator acts); once approved, the host connects as a node and is handed a device
+  token (only its hash is stored). The node methods it then calls are not implemented yet.
+
+Skipped without the reference client (``./scripts/setup-reference-client``); failed in CI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import GatewayProcess, clean_env
+from device_key import Key, assert_refused
+from wire import Wire
+
+from openclaw_multi.protocol.device import b64url_decode
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+WRAPPER = REPO / ".cache" / "reference-client" / "bin" / "openclaw-ref"
+TOKEN = "ref-pair-" + uuid.uuid4().hex
+NODE_START_S = 150.0  # the node host loads its plugins first (about 40 s on a small VM)
+
+
+@pytest.fixture(scope="module")
+def reference_cli() -> Path:
+    if os.access(WRAPPER, os.X_OK):
+        return WRAPPER
+    message = (
+        f"reference client not installed ({WRAPPER} missing): run ./scripts/setup-reference-client"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def pairing_gateway(home: Path, gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
+    """A token gateway that asks an operator before letting any new device in."""
+    state = home / ".openclaw-refpair"
+    state.mkdir()
+    config = {"auth": {"mode": "token"}, "nodes": {"pairing": {"autoApproveLocal": False}}}
+    (state / "openclaw.json").write_text(json.dumps({"gateway": config}))
+    env = {"OPENCLAW_PROFILE": "refpair", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
+    return gateway_factory("refpair", env_extra=env)
+
+
+@pytest.fixture
+def client_env(tmp_path: Path) -> dict[str, str]:
+    client_home = tmp_path / "client-home"
+    client_home.mkdir()
+    return clean_env(
+        client_home,
+        OPENCLAW_STATE_DIR=str(client_home / ".openclaw"),
+        OPENCLAW_NO_AUTO_UPDATE="1",
+        OPENCLAW_DISABLE_BONJOUR="1",
+        DO_NOT_TRACK="1",
+        NO_COLOR="1",
+    )
+
+
+@pytest.fixture
+def node_hosts(reference_cli: Path, client_env: dict[str, str]) -> Iterator[Callable[[int], Any]]:
+    """Start ``openclaw-ref node run`` in its own process group; every one is killed after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        env = dict(client_env, OPENCLAW_GATEWAY_TOKEN=TOKEN)
+        proc = subprocess.Popen(
+            [str(reference_cli), "node", "run", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=env["HOME"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own group: the host and what it spawned
+    proc.wait(timeout=10)
+
+
+def run_cli(
+    reference_cli: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(reference_cli), *args],
+        env=env,
+        cwd=env["HOME"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        start_new_session=True,
+    )
+
+
+def wait_for_event(wire: Wire, name: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {name} event within {timeout}s")
+        try:
+            frame = wire.recv(min(left, 5.0))
+        except TimeoutError:
+            continue
+        if frame.get("type") == "event" and frame.get("event") == name:
+            return frame["payload"]  # type: ignore[no-any-return]
+
+
+def nodes_connected(wire: Wire) -> int:
+    res = wire.call("health", {"probe": True})
+    return int(res["payload"]["connections"]["nodes"])
+
+
+def test_reference_cli_lists_approves_and_removes(
+    pairing_gateway: GatewayProcess, reference_cli: Path, client_env: dict[str, str]
+) -> None:
+    key = Key()
+    wire, res = key.connect(pairing_gateway.port, auth={"token": TOKEN})
+    request_id = assert_refused(wire, res, "PAIRING_REQUIRED")["details"]["requestId"]
+    flags = ("--url", f"ws://127.0.0.1:{pairing_gateway.port}", "--token", TOKEN)
+
+    listed = run_cli(reference_cli, client_env, "devices", "list", *flags, "--json")
+    assert listed.returncode == 0, listed.stderr
+    pending = json.loads(listed.stdout)["pending"]
+    assert [p["requestId"] for p in pending] == [request_id]
+    human = run_cli(reference_cli, client_env, "devices", "list", *flags)
+    assert human.returncode == 0 and request_id in human.stdout and "new pairing" in human.stdout
+
+    approved = run_cli(reference_cli, client_env, "devices", "approve", request_id, *flags)
+    assert approved.returncode == 0, approved.stderr
+    assert f"Approved {key.device_id} ({request_id})" in approved.stdout
+    wire, res = key.connect(pairing_gateway.port, auth={"token": TOKEN})
+    assert res["ok"] is True and res["payload"]["auth"]["deviceToken"]
+    wire.close()
+
+    removed = run_cli(reference_cli, client_env, "devices", "remove", key.device_id, *flags)
+    assert removed.returncode == 0, removed.stderr
+    assert f"Removed {key.device_id}" in removed.stdout
+
+
+@pytest.mark.timeout(2 * NODE_START_S + 60)
+def test_reference_node_host_pairs(
+    pairing_gateway: GatewayProcess, node_hosts: Callable[[int], Any]
+) -> None:
+    operator = Wire(pairing_gateway.port)
+    assert operator.hello(auth={"token": TOKEN})["ok"] is True
+
+    first = node_hosts(pairing_gateway.port)
+    request = wait_for_event(operator, "device.pair.requested", NODE_START_S)
+    # Reaching pairing at all means its signed v3 string verified against ours.
+    assert request["clientId"] == "node-host" and request["clientMode"] == "node"
+    assert request["role"] == "node" and request["scopes"] == []
+    public_raw = b64url_decode(request["publicKey"])
+    assert request["deviceId"] == hashlib.sha256(public_raw).hexdigest()
+    stop(first)
+
+    approved = operator.call("device.pair.approve", {"requestId": request["requestId"]})
+    assert approved["ok"] is True, approved
+
+    node_hosts(pairing_gateway.port)
+    deadline = time.monotonic() + NODE_START_S
+    while nodes_connected(operator) != 1:
+        assert time.monotonic() < deadline, "the approved node host never connected"
+        time.sleep(1.0)
+    paired = json.loads((pairing_gateway.state_dir / "devices" / "paired.json").read_text())
+    record = paired[request["deviceId"]]
+    assert record["roles"] == ["node"] and record["clientId"] == "node-host"
+    assert [t["role"] for t in record["tokens"]] == ["node"]
+    assert TOKEN not in json.dumps(paired)
+    operator.close()
