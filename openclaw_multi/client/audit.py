@@ -403,7 +403,7 @@ def gather(paths: ProfilePaths, now: float) -> AuditInput:
         error = str(err)
     files: dict[str, Path] = {
         "config": paths.config_path,
-        "device-key": paths.state_dir / "identity" / "device.json",
+        "device-key": paths.gateway_key_path,
     }
     days_left = None
     if config is not None and config.gateway.tls.enabled:

@@ -406,9 +406,7 @@ class Gateway:
 
     def _identity_method(self, conn: Connection, params: None) -> dict[str, Any]:
         try:
-            ident = device.load_or_create(
-                self.settings.paths.state_dir / "identity" / "device.json"
-            )
+            ident = device.load_or_create(self.settings.paths.gateway_key_path)
         except OSError as err:
             message = f"device identity unavailable: {err.strerror}"
             raise MethodError(codes.UNAVAILABLE, message) from None

@@ -71,6 +71,15 @@ class ProfilePaths:
         return self.log_dir / "gateway.log"
 
     @property
+    def gateway_key_path(self) -> Path:
+        """The gateway's own Ed25519 key pair (``gateway.identity.get``), 0600.
+
+        Not ``identity/device.json``: the reference OpenClaw CLI and node host refuse to run
+        while that legacy name exists in a state dir they share with us.
+        """
+        return self.state_dir / "identity" / "gateway-device.json"
+
+    @property
     def display_name(self) -> str:
         """The profile's name for people (``default`` for the unnamed one)."""
         return display_name(self.name)

@@ -259,7 +259,10 @@ def test_core_methods(gateway: GatewayProcess) -> None:
     ident = wire.call("gateway.identity.get")["payload"]
     assert len(ident["deviceId"]) == 64 and ident["publicKey"]
     assert wire.call("gateway.identity.get")["payload"]["deviceId"] == ident["deviceId"]
-    key_file = gateway.state_dir / "identity" / "device.json"
+    key_file = gateway.state_dir / "identity" / "gateway-device.json"
+    assert not (
+        gateway.state_dir / "identity" / "device.json"
+    ).exists()  # the reference's legacy name
     assert key_file.stat().st_mode & 0o777 == 0o600
     wire.close()
 
