@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 
@@ -41,15 +42,18 @@ def resolve_bind_hosts(mode: str, custom_host: str | None = None) -> tuple[str, 
 
 def is_loopback(hosts: tuple[str, ...]) -> bool:
     """True when every address is a loopback address (127.0.0.0/8, ::1, localhost)."""
-    for host in hosts:
-        if host == "localhost":
-            continue
-        try:
-            if not ipaddress.ip_address(host).is_loopback:
-                return False
-        except ValueError:
-            return False
-    return bool(hosts)
+    return bool(hosts) and all(ip_is_loopback(host) for host in hosts)
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_is_loopback(host: str) -> bool:
+    """One address (``localhost`` counts); cached, since every connect asks about its peer."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def tailnet_addresses() -> tuple[str, ...]:

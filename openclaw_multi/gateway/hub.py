@@ -219,7 +219,6 @@ class Gateway:
 
     def _presence_changed(self) -> None:
         self.presence_version += 1
-        self._health = None  # connection counts changed
         if self._presence_timer is None and not self.draining:
             # Coalesce: a burst of connects costs one broadcast, not one per connect
             # (each carries the whole list, so per-connect broadcasts would be O(n^2)).
@@ -229,6 +228,9 @@ class Gateway:
 
     def _broadcast_presence(self) -> None:
         self._presence_timer = None
+        # The cached health carries connection counts: refresh it once per burst of
+        # connects, here, rather than on every connect's path.
+        self._health = None
         if not self.draining:
             self.broadcast("presence", {"presence": self.presence()}, versioned=True)
 
