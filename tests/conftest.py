@@ -6,6 +6,7 @@ through sd_notify (a datagram socket the test owns), never by sleeping.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -200,3 +201,11 @@ def gateway_factory(home: Path) -> Iterator[Callable[..., GatewayProcess]]:
 def gateway(gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
     """One running gateway for profile ``work`` with auth ``none`` on a free port."""
     return gateway_factory("work")
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_per_test() -> Iterator[None]:
+    """Collect garbage after each test so a leaked transport or socket warns in the test
+    that leaked it (warnings are errors), not in whichever test the collector runs next."""
+    yield
+    gc.collect()

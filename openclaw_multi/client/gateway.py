@@ -389,9 +389,10 @@ class GatewayClient:
                 logger_name=_WS_LOG,
                 max_frame_size=MAX_MESSAGE_BYTES,
                 max_redirects=0,
-                # aiofastnet drives OpenSSL itself, bypassing the SSLObject that checks the
-                # pin inside the handshake; the loop's own TLS goes through it.
-                use_aiofastnet=False if context is not None else None,
+                # The loop's own transports, always: aiofastnet drives OpenSSL itself (it
+                # would bypass the SSLObject that checks a pin inside the handshake), and one
+                # transport kind means one set of failure paths to get right.
+                use_aiofastnet=False,
             )
         except TlsPinMismatch as err:
             raise GatewayTlsError(f"{err} (gateway at {url}; nothing was sent)") from None
