@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["paint", "use_colour"]
+from ..client.logtail import follow_lines, last_lines
+from ..errors import OpenClawError
+
+__all__ = ["echo_log", "paint", "use_colour"]
 
 
 def use_colour(*, err: bool = False) -> bool:
@@ -29,3 +33,23 @@ def use_colour(*, err: bool = False) -> bool:
 def paint(text: str, enabled: bool, **style: Any) -> str:
     """``click.style(text, **style)`` when ``enabled``, else ``text`` unchanged."""
     return click.style(text, **style) if enabled else text
+
+
+def echo_log(log: Path, lines: int, *, follow: bool, what: str) -> None:
+    """Print the last ``lines`` of ``log``, then with ``follow`` keep printing new lines
+    (through rotation) until Ctrl+C or a closed pipe. ``what`` names it in errors."""
+    try:
+        for line in last_lines(log, lines):
+            click.echo(line)
+    except FileNotFoundError:
+        if not follow:
+            raise OpenClawError(f"no log yet for {what} ({log})") from None
+    except OSError as err:
+        raise OpenClawError(f"cannot read {log}: {err.strerror or err}") from None
+    if not follow:
+        return
+    try:
+        for line in follow_lines(log):
+            click.echo(line)
+    except (KeyboardInterrupt, BrokenPipeError):
+        return

@@ -29,7 +29,6 @@ from ..client.listing import (
     row_is_unhealthy,
     rows_to_builtins,
 )
-from ..client.logtail import follow_lines, last_lines
 from ..client.port_claims import check_port_claim, configured_port
 from ..errors import (
     ConfigError,
@@ -55,7 +54,7 @@ from ..protocol.control import (
 )
 from .completion_cmds import complete_profile_names
 from .context import CliContext
-from .output import use_colour
+from .output import echo_log, use_colour
 
 if TYPE_CHECKING:
     from ..client.control import SupervisorClient
@@ -720,24 +719,7 @@ def logs_cmd(ctx: click.Context, name: str | None, follow: bool, lines: int) -> 
     """Print the last lines of profile NAME's gateway log (state dir/logs/gateway.log)."""
     paths = _paths(ctx, name)
     _require_existing(paths)
-    log = paths.log_path
-    try:
-        for line in last_lines(log, lines):
-            click.echo(line)
-    except FileNotFoundError:
-        if not follow:
-            raise OpenClawError(f"no log yet for profile {paths.display_name} ({log})") from None
-    except OSError as err:
-        raise OpenClawError(f"cannot read {log}: {err.strerror or err}") from None
-    if not follow:
-        return
-    try:
-        for line in follow_lines(log):
-            click.echo(line)
-    except KeyboardInterrupt:
-        return
-    except BrokenPipeError:
-        return
+    echo_log(paths.log_path, lines, follow=follow, what=f"profile {paths.display_name}")
 
 
 # --- rm ---------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
-from ..client.logtail import follow_lines, last_lines
 from ..client.target import Target, resolve_target
 from ..errors import CredentialsRequired, OpenClawError, SupervisorError, UsageError
 from ..profiles.config import load_config
@@ -25,6 +24,7 @@ from ..protocol.control import ControlReply, TunnelStatus
 from ..supervisor.ssh import parse_destination, parse_port_number, parse_tunnel_name
 from ..supervisor.tunnel_defs import TunnelFiles, load_tunnels
 from .context import CliContext
+from .output import echo_log
 
 if TYPE_CHECKING:
     from ..client.control import SupervisorClient
@@ -333,22 +333,7 @@ def tunnel_section(client: SupervisorClient) -> list[str]:
 def logs_cmd(ctx: click.Context, name: str, follow: bool, lines: int) -> None:
     """Print the last lines of tunnel NAME's log (ssh's own output, and each start)."""
     parse_tunnel_name(name)
-    log = _files(_obj(ctx).env).log_path(name)
-    try:
-        for line in last_lines(log, lines):
-            click.echo(line)
-    except FileNotFoundError:
-        if not follow:
-            raise OpenClawError(f"no log yet for tunnel {name} ({log})") from None
-    except OSError as err:
-        raise OpenClawError(f"cannot read {log}: {err.strerror or err}") from None
-    if not follow:
-        return
-    try:
-        for line in follow_lines(log):
-            click.echo(line)
-    except (KeyboardInterrupt, BrokenPipeError):
-        return
+    echo_log(_files(_obj(ctx).env).log_path(name), lines, follow=follow, what=f"tunnel {name}")
 
 
 # --- health --tunnel ---------------------------------------------------------------------
