@@ -32,10 +32,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from . import codes, scopes
 from .connect import AuthParams, ConnectParams
 from .frames import ErrorShape
@@ -103,6 +99,9 @@ def decode_public_key(text: str) -> bytes | None:
     """The raw 32-byte Ed25519 key from base64url, base64 or a PEM ``PUBLIC KEY``, else None."""
     try:
         if "BEGIN" in text:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
             key = serialization.load_pem_public_key(text.encode())
             if not isinstance(key, Ed25519PublicKey):
                 return None
@@ -187,12 +186,19 @@ def payload_for(params: ConnectParams, *, device_id: str, signed_at_ms: int, non
 
 def sign(private_key_raw: bytes, payload: str) -> str:
     """Sign ``payload`` (UTF-8) with a raw 32-byte Ed25519 private key; base64url signature."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.from_private_bytes(private_key_raw)
     return b64url(key.sign(payload.encode("utf-8")))
 
 
 def verify(public_key_raw: bytes, payload: str, signature: str) -> bool:
     """Whether ``signature`` (base64url) is ``payload`` signed by this key. Never raises."""
+    # Imported on first use: cryptography costs ~8 MB and ~40 ms at start-up, and a gateway
+    # that never sees a device block (token-only clients, like the CLI) never needs it.
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key_raw)
         key.verify(b64url_decode(signature), payload.encode("utf-8"))
