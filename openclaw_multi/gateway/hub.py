@@ -33,7 +33,7 @@ from ..protocol.device import DeviceAccepted
 from ..protocol.frames import StateVersion, encoder
 from ..protocol.handshake import Accepted, Phase
 from ..protocol.proxy import identify_proxy_user
-from . import device, devices, page
+from . import device, devices, nodes, page
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
 from .presence import PresenceEntry
@@ -43,7 +43,15 @@ if TYPE_CHECKING:
     from .settings import GatewaySettings
 
 _LOG = logging.getLogger("openclaw.gateway")
-EVENTS = ("connect.challenge", "tick", "health", "presence", "shutdown", *devices.EVENTS)
+EVENTS = (
+    "connect.challenge",
+    "tick",
+    "health",
+    "presence",
+    "shutdown",
+    *devices.EVENTS,
+    *nodes.EVENTS,
+)
 PRESENCE_COALESCE_S = 0.05
 FAN_OUT_SLICE = 64
 
@@ -91,6 +99,8 @@ class Gateway:
             auto_approve_local=settings.config.gateway.nodes.pairing.auto_approve_local,
         )
         self.methods.update(self.devices.methods())
+        self.nodes = nodes.NodeRegistry(self)
+        self.methods.update(self.nodes.methods())
         self.features = Features(methods=sorted(self.methods), events=list(EVENTS))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -161,12 +171,14 @@ class Gateway:
     def client_connected(self, conn: Connection) -> None:
         self._release_pending(conn.ip)
         self.clients.add(conn)
+        self.nodes.node_connected(conn)
         self._presence_changed()
 
     def socket_closed(self, conn: Connection) -> None:
         self.sockets.discard(conn)
         if conn in self.clients:
             self.clients.discard(conn)
+            self.nodes.node_closed(conn)
             self._presence_changed()
         else:
             self._release_pending(conn.ip)

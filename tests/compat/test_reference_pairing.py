@@ -6,7 +6,7 @@
   string, ``node-host|node|node||...``). Our gateway verifies that signature, raises a
   pairing request (the host reports "device pairing required (requestId: ...)" and pauses
   until an operator acts); once approved, the host connects as a node and is handed a device
-  token (only its hash is stored). The node methods it then calls are not implemented yet.
+  token (only its hash is stored). Paired, it serves ``node.invoke`` (``system.which``).
 
 Skipped without the reference client (``./scripts/setup-reference-client``); failed in CI.
 """
@@ -196,4 +196,47 @@ def test_reference_node_host_pairs(
     assert record["roles"] == ["node"] and record["clientId"] == "node-host"
     assert [t["role"] for t in record["tokens"]] == ["node"]
     assert TOKEN not in json.dumps(paired)
+    operator.close()
+
+
+@pytest.mark.timeout(NODE_START_S + 60)
+def test_reference_node_host_answers_node_invoke(
+    home: Path, gateway_factory: Callable[..., GatewayProcess], node_hosts: Callable[[int], Any]
+) -> None:
+    """Paired on the spot (loopback, local auto-approval), the real node host serves
+    ``system.which`` through our ``node.invoke`` (docs/protocol.md, Nodes)."""
+    state = home / ".openclaw-refnode"
+    state.mkdir()
+    (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
+    env = {"OPENCLAW_PROFILE": "refnode", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
+    gateway = gateway_factory("refnode", env_extra=env)
+    operator = Wire(gateway.port)
+    assert operator.hello(auth={"token": TOKEN})["ok"] is True
+
+    node_hosts(gateway.port)
+    deadline = time.monotonic() + NODE_START_S
+    while True:
+        listed = operator.call("node.list")["payload"]["nodes"]
+        connected = [n for n in listed if n["connected"]]
+        if connected:
+            break
+        assert time.monotonic() < deadline, "the node host never connected"
+        time.sleep(1.0)  # waiting on an outside process's start, not synchronising with ours
+    node = connected[0]
+    assert node["clientId"] == "node-host" and node["clientMode"] == "node"
+    assert "system.which" in node["commands"], node
+
+    call = {
+        "nodeId": node["nodeId"],
+        "command": "system.which",
+        "params": {"bins": ["sh"]},
+        "idempotencyKey": str(uuid.uuid4()),
+        "timeoutMs": 30_000,
+    }
+    res = operator.response(operator.request("node.invoke", call), timeout=35.0)
+    assert res["ok"] is True, res
+    payload = res["payload"]
+    assert payload["ok"] is True and payload["nodeId"] == node["nodeId"]
+    assert payload["command"] == "system.which"
+    assert payload["payload"]["bins"]["sh"].endswith("/sh"), payload
     operator.close()

@@ -59,6 +59,8 @@ def test_hello_ok_shape(gateway: GatewayProcess) -> None:
         "shutdown",
         "device.pair.requested",
         "device.pair.resolved",
+        "node.invoke.request",
+        "node.invoke.cancel",
     }
     snap = hello["snapshot"]
     assert snap["stateDir"] == str(gateway.state_dir)
