@@ -63,6 +63,13 @@ class NodeRegistry:
             "node.invoke": Method(self._invoke, scopes.WRITE, proto.NodeInvokeParams, True),
             "node.invoke.result": Method(self._result, None, proto.NodeInvokeResultParams),
             "node.event": Method(self._event, None, proto.NodeEventParams),
+            # What the real node host publishes after connecting: acknowledged as the
+            # reference does, not used yet (no agent runs or worker hosts here).
+            "node.skills.update": Method(self._skills, None, proto.NodeSkillsParams),
+            "node.pluginTools.update": Method(self._tools, None, proto.NodePluginToolsParams),
+            "node.runnerInventory.update": Method(
+                self._inventory, None, proto.RunnerInventoryParams
+            ),
         }
 
     # -- connection bookkeeping (called by the hub) -----------------------------------------
@@ -246,6 +253,21 @@ class NodeRegistry:
         _require_node(conn)
         # No node events are acted on yet (exec/chat/presence events come with agent runs).
         return {"ok": True}
+
+    def _skills(self, conn: Connection, params: proto.NodeSkillsParams) -> dict[str, Any]:
+        return {"nodeId": self._own_id(conn), "skills": params.skills}
+
+    def _tools(self, conn: Connection, params: proto.NodePluginToolsParams) -> dict[str, Any]:
+        return {"nodeId": self._own_id(conn), "tools": params.tools}
+
+    def _inventory(self, conn: Connection, params: proto.RunnerInventoryParams) -> dict[str, Any]:
+        return {"nodeId": self._own_id(conn)}
+
+    def _own_id(self, conn: Connection) -> str:
+        _require_node(conn)
+        if not conn.device_id or self.connected.get(conn.device_id) is not conn:
+            raise MethodError(codes.INVALID_REQUEST, "unknown nodeId")
+        return conn.device_id
 
 
 def _require_node(conn: Connection) -> None:

@@ -54,6 +54,19 @@ class NodeEventParams(msgspec.Struct, frozen=True, rename="camel"):
     payload_json: str | None = msgspec.field(default=None, name="payloadJSON")
 
 
+class NodeSkillsParams(msgspec.Struct, frozen=True):
+    skills: list[Any]
+
+
+class NodePluginToolsParams(msgspec.Struct, frozen=True):
+    tools: list[Any]
+
+
+class RunnerInventoryParams(msgspec.Struct, frozen=True, rename="camel"):
+    protocol_features: list[str]
+    worker_host: dict[str, Any] | None = None
+
+
 def invoke_timeout_ms(requested: int | None) -> int:
     """The wait for a node's answer: 30 s unless asked, clamped to a timer's range."""
     if not requested:

@@ -6,7 +6,8 @@
   string, ``node-host|node|node||...``). Our gateway verifies that signature, raises a
   pairing request (the host reports "device pairing required (requestId: ...)" and pauses
   until an operator acts); once approved, the host connects as a node and is handed a device
-  token (only its hash is stored). Paired, it serves ``node.invoke`` (``system.which``).
+  token (only its hash is stored). Paired, it serves ``node.invoke`` (``system.which``,
+  ``system.run``).
 
 Skipped without the reference client (``./scripts/setup-reference-client``); failed in CI.
 """
@@ -239,4 +240,16 @@ def test_reference_node_host_answers_node_invoke(
     assert payload["ok"] is True and payload["nodeId"] == node["nodeId"]
     assert payload["command"] == "system.which"
     assert payload["payload"]["bins"]["sh"].endswith("/sh"), payload
+
+    call = {
+        "nodeId": node["nodeId"],
+        "command": "system.run",
+        "params": {"command": ["echo", "hi"]},
+        "idempotencyKey": str(uuid.uuid4()),
+        "timeoutMs": 30_000,
+    }
+    res = operator.response(operator.request("node.invoke", call), timeout=35.0)
+    assert res["ok"] is True, res
+    ran = res["payload"]["payload"]
+    assert ran["exitCode"] == 0 and ran["success"] is True and ran["stdout"] == "hi\n", ran
     operator.close()

@@ -147,6 +147,18 @@ def test_invoke_round_trip(gw: GatewayProcess) -> None:
     # the same id again is late: acknowledged and ignored
     late = nd.call("node.invoke.result", {"id": request["id"], "nodeId": key.device_id, "ok": True})
     assert late["payload"] == {"ok": True, "ignored": True}
+    # what the real node host publishes after connecting is acknowledged
+    skills = nd.call("node.skills.update", {"skills": []})
+    assert skills["payload"] == {"nodeId": key.device_id, "skills": []}
+    tools = nd.call("node.pluginTools.update", {"tools": []})
+    assert tools["payload"] == {"nodeId": key.device_id, "tools": []}
+    inventory = {
+        "protocolFeatures": ["node-worker-supervisor-v6"],
+        "workerHost": {"enabled": False},
+    }
+    assert nd.call("node.runnerInventory.update", inventory)["payload"] == {"nodeId": key.device_id}
+    bad = nd.call("node.runnerInventory.update", {"workerHost": {}})
+    assert bad["ok"] is False and bad["error"]["code"] == "INVALID_REQUEST"
     # a node's own events are accepted
     assert nd.call("node.event", {"event": "test.ping", "payloadJSON": "{}"})["payload"] == {
         "ok": True
