@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -37,6 +36,7 @@ from typing import Any
 
 import psutil
 import uvloop
+from bench_profiles import machine  # one description of the machine for every bench
 from picows import WSListener, WSMsgType, ws_connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,23 +237,6 @@ async def handshakes(server: Server, count: int) -> dict[str, float]:
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per scenario")
@@ -319,7 +302,8 @@ def render(results: dict[str, Any]) -> str:
     scenarios = results["scenarios"]
     m = results["machine"]
     lines = [
-        f"Run {results['date']} on {m['cpus']} CPUs ({m['model']}), Python {m['python']}",
+        f"Run {results['date']} on {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, "
+        f"load average at start {m['loadavg']}",
         "",
         "| scenario | round trips/s (wall) | round trips/server CPU-s | vs echo-picows (CPU) |",
         "|---|---:|---:|---:|",
