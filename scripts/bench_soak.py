@@ -223,6 +223,8 @@ def main() -> int:
     parser.add_argument("--start-list", action="store_true", help="only start N and list them")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.out is not None and args.out.is_dir():  # a folder: the file goes inside it
+        args.out = args.out / "soak.json"
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": bp.machine(),
