@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -155,7 +156,31 @@ class NodeRegistry:
 
     # -- invoke ----------------------------------------------------------------------------------
     def _invoke(self, conn: Connection, params: proto.NodeInvokeParams) -> Any:
-        node_id = params.node_id
+        return self.invoke(
+            params.node_id,
+            params.command,
+            params.params,
+            timeout_ms=params.timeout_ms,
+            idempotency_key=params.idempotency_key,
+            session_key=params.session_key,
+        )
+
+    def invoke(
+        self,
+        node_id: str,
+        command: str,
+        params: Any = msgspec.UNSET,
+        *,
+        timeout_ms: int | None = None,
+        idempotency_key: str | None = None,
+        session_key: str | None = None,
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        """Send ``command`` to a connected node; the awaitable gives the operator's answer.
+
+        The one path for operators' ``node.invoke`` and the gateway's own callers (agent
+        runs). Refusals before dispatch raise :class:`MethodError` here; failures after
+        dispatch raise it from the awaitable.
+        """
         node = self.connected.get(node_id)
         if node is None or node.phase is not Phase.CONNECTED:
             error = {"code": "NOT_CONNECTED", "message": "node not connected"}
@@ -170,27 +195,24 @@ class NodeRegistry:
                 retryable=True,
             )
         assert node.params is not None
-        if params.command not in node.params.commands:
-            message = proto.not_declared_message(params.command, node.params.client.platform)
+        if command not in node.params.commands:
+            message = proto.not_declared_message(command, node.params.client.platform)
             raise MethodError(codes.INVALID_REQUEST, message)
-        timeout_ms = proto.invoke_timeout_ms(params.timeout_ms)
-        invoke_params = params.params
-        if params.command == "system.run" and isinstance(invoke_params, dict):
-            invoke_params = {**invoke_params, "runId": invoke_params.get("runId") or _uuid()}
+        timeout_ms = proto.invoke_timeout_ms(timeout_ms)
+        if command == "system.run" and isinstance(params, dict):
+            params = {**params, "runId": params.get("runId") or _uuid()}
         request_id = _uuid()
         request: dict[str, Any] = {
             "id": request_id,
             "nodeId": node_id,
-            "command": params.command,
-            "paramsJSON": None
-            if invoke_params is msgspec.UNSET
-            else encoder.encode(invoke_params).decode(),
+            "command": command,
+            "paramsJSON": None if params is msgspec.UNSET else encoder.encode(params).decode(),
             "timeoutMs": timeout_ms,
-            "idempotencyKey": params.idempotency_key,
+            "idempotencyKey": idempotency_key or request_id,
         }
-        if params.session_key:
-            request["sessionKey"] = params.session_key
-        pending = self.pending[request_id] = _Pending(node, node_id, params.command)
+        if session_key:
+            request["sessionKey"] = session_key
+        pending = self.pending[request_id] = _Pending(node, node_id, command)
         node.send_event("node.invoke.request", request)
         return self._await_result(request_id, pending, timeout_ms)
 
