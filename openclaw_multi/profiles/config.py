@@ -19,14 +19,19 @@ from openclaw_multi.errors import ConfigError
 from .atomic import write_file_atomic
 
 __all__ = [
+    "AgentOpenAI",
+    "AgentSection",
     "BindMode",
+    "ChannelsSection",
     "GatewayAuth",
     "GatewayMode",
     "GatewayRemote",
     "GatewaySection",
     "GatewayTls",
     "GatewayTrustedProxy",
+    "NodeHostSection",
     "ProfileConfig",
+    "TelegramChannel",
     "load_config",
     "load_raw_config",
     "save_config_atomic",
@@ -123,10 +128,75 @@ class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     nodes: GatewayNodes = msgspec.field(default_factory=GatewayNodes)
 
 
-class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True):
+AgentBackend = Literal["offline", "openai"]
+
+
+class AgentOpenAI(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``agent.openai``: an OpenAI-compatible chat-completions endpoint with tool calling.
+
+    The key comes from ``apiKey`` or, better, the environment variable named by ``apiKeyEnv``
+    (so the config file need not hold it). It is sent only to ``baseUrl``, never logged.
+    """
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    timeout_ms: PositiveInt = 60_000
+    max_tool_rounds: PositiveInt = 8
+
+
+class AgentSection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``agent`` (an openclaw-multi key): which backend answers agent runs and chat."""
+
+    backend: AgentBackend = "offline"
+    openai: AgentOpenAI = msgspec.field(default_factory=AgentOpenAI)
+    system_prompt: str | None = None
+    run_timeout_ms: PositiveInt = 600_000
+
+
+class TelegramChannel(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``channels.telegram``: a Telegram bot over Bot API long polling.
+
+    ``allowFrom`` lists the chat ids allowed to talk to the agent (OpenClaw's key name);
+    empty means nobody. ``apiBaseUrl`` points elsewhere for tests or a local Bot API server.
+    """
+
+    enabled: bool = False
+    bot_token: str | None = None
+    api_base_url: str = "https://api.telegram.org"
+    allow_from: list[str | int] = msgspec.field(default_factory=list)
+    poll_timeout_s: Annotated[int, msgspec.Meta(ge=0, le=50)] = 25
+
+
+class ChannelsSection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``channels``: the messaging channels this profile's gateway runs (webchat is built in)."""
+
+    telegram: TelegramChannel = msgspec.field(default_factory=TelegramChannel)
+
+
+class NodeHostSection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``nodeHost`` (an openclaw-multi key): what ``openclaw node run`` may do on this machine.
+
+    Nothing is allowed unless listed: ``fsRoots`` bounds ``fs.list``/``fs.read``;
+    ``runAllowlist`` names the programs ``system.run`` may start (bare names resolved on
+    PATH, or absolute paths).
+    """
+
+    display_name: str | None = None
+    fs_roots: list[str] = msgspec.field(default_factory=list)
+    run_allowlist: list[str] = msgspec.field(default_factory=list)
+    run_timeout_ms: PositiveInt = 30_000
+    output_cap_bytes: PositiveInt = 65_536
+
+
+class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The parts of ``openclaw.json`` this project reads."""
 
     gateway: GatewaySection = msgspec.field(default_factory=GatewaySection)
+    agent: AgentSection = msgspec.field(default_factory=AgentSection)
+    channels: ChannelsSection = msgspec.field(default_factory=ChannelsSection)
+    node_host: NodeHostSection = msgspec.field(default_factory=NodeHostSection)
 
 
 # json5 reports errors as '<string>:LINE MESSAGE at column COL'.

@@ -33,7 +33,8 @@ JSON5_TEXT = """\
     trustedProxies: ["10.0.0.1",],
     somethingNew: { a: [1, 2, 3] },
   },
-  channels: [],
+  channels: { telegram: { botToken: "123:abc", dmPolicy: "pairing", allowFrom: [42, "7"] } },
+  plugins: [],
 }
 """
 
@@ -41,7 +42,14 @@ JSON5_TEXT = """\
 def test_json5_with_comments_and_trailing_commas(tmp_path: Path) -> None:
     path = tmp_path / "openclaw.json"
     path.write_text(JSON5_TEXT)
-    gw = load_config(path).gateway
+    config = load_config(path)
+    telegram = config.channels.telegram  # OpenClaw's keys we do not read are ignored too
+    assert (telegram.bot_token, telegram.allow_from, telegram.enabled) == (
+        "123:abc",
+        [42, "7"],
+        False,
+    )
+    gw = config.gateway
     assert gw.port == 30100
     assert gw.bind == "lan"
     assert gw.custom_bind_host == "10.0.0.5"
