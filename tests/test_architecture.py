@@ -9,8 +9,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "openclaw_multi"
 
 # Which top-level subpackages each subpackage may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"client", "supervisor", "gateway", "protocol", "profiles", "errors", "runtime"},
+    "cli": {
+        "client",
+        "supervisor",
+        "gateway",
+        "dashboard",
+        "protocol",
+        "profiles",
+        "errors",
+        "runtime",
+    },
     "client": {"protocol", "profiles", "errors", "runtime"},
+    "dashboard": {"client", "protocol", "profiles", "errors", "runtime"},
     "supervisor": {"protocol", "profiles", "errors", "runtime", "faults"},
     "gateway": {"protocol", "profiles", "errors", "runtime", "faults"},
     "protocol": {"errors"},

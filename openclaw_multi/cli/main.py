@@ -69,6 +69,7 @@ def cli(ctx: click.Context, profile_flag: str | None, dev: bool) -> None:
 def _register() -> None:
     from . import (
         completion_cmds,
+        dashboard_cmds,
         devices_cmds,
         doctor_cmds,
         gateway_cmds,
@@ -94,6 +95,7 @@ def _register() -> None:
     cli.add_command(remote_cmds.remote)
     cli.add_command(security_cmds.security)
     cli.add_command(tunnel_cmds.tunnel)
+    cli.add_command(dashboard_cmds.dashboard)
 
 
 _register()

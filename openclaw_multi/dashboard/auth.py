@@ -1,0 +1,96 @@
+"""Who may see the dashboard: a per-run secret, one-time codes, sessions and CSRF tokens.
+
+The command prints a URL whose fragment (``#secret=...``) carries the run's secret: a
+fragment never reaches a server, so it lands in no access log. The page posts it to
+``/api/login`` and gets back an HttpOnly, SameSite=Strict session cookie plus a CSRF token
+that it must echo in ``X-CSRF-Token`` on every action. A one-time code (spent on first use)
+is what the command hands to the browser it opens, so a process list shows nothing reusable.
+Nothing here is ever written to disk: a new run means a new secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+MAX_SESSIONS: Final = 64
+SESSION_TTL_S: Final = 12 * 3600.0
+MAX_CODES: Final = 16
+
+
+@dataclass
+class Session:
+    """One logged-in browser."""
+
+    csrf: str
+    created: float
+
+
+class Gatekeeper:
+    """The secret of this run and the sessions it has granted."""
+
+    def __init__(self, secret: str | None = None) -> None:
+        self.secret = secret or secrets.token_urlsafe(32)
+        self._codes: set[str] = set()
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def one_time_code(self) -> str:
+        """A code that logs in exactly once (for the browser the command opens)."""
+        if len(self._codes) >= MAX_CODES:
+            self._codes.pop()
+        code = secrets.token_urlsafe(24)
+        self._codes.add(code)
+        return code
+
+    def login(
+        self, *, secret: str | None = None, code: str | None = None
+    ) -> tuple[str, str] | None:
+        """Trade the secret or an unspent code for (session id, CSRF token); None if wrong."""
+        granted = False
+        if secret is not None:
+            granted = hmac.compare_digest(secret.encode(), self.secret.encode())
+        elif code is not None:
+            # Compare against every code so the time taken says nothing about which matched.
+            match = None
+            for known in self._codes:
+                if hmac.compare_digest(code.encode(), known.encode()):
+                    match = known
+            if match is not None:
+                self._codes.discard(match)
+                granted = True
+        if not granted:
+            return None
+        while len(self._sessions) >= MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        sid = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        self._sessions[sid] = Session(csrf=csrf, created=time.monotonic())
+        return sid, csrf
+
+    def session(self, sid: str | None) -> Session | None:
+        """The live session behind a cookie value, if any."""
+        if not sid:
+            return None
+        found = self._sessions.get(sid)
+        if found is None:
+            return None
+        if time.monotonic() - found.created > SESSION_TTL_S:
+            del self._sessions[sid]
+            return None
+        return found
+
+    def check_csrf(self, sid: str | None, token: str | None) -> bool:
+        """True when ``token`` is the CSRF token of the session behind ``sid``."""
+        found = self.session(sid)
+        if found is None or not token:
+            return False
+        return hmac.compare_digest(token.encode(), found.csrf.encode())
+
+    def logout(self, sid: str | None) -> None:
+        """Forget a session."""
+        if sid:
+            self._sessions.pop(sid, None)

@@ -1,0 +1,267 @@
+"""The dashboard's HTTP surface without a browser: secret, sessions, CSRF, Host/Origin,
+headers, the live stream, log tails, bad input, and the CLI's own errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openclaw_multi.dashboard.auth import Gatekeeper
+from openclaw_multi.dashboard.model import Board
+from openclaw_multi.dashboard.server import DashboardServer, check_loopback
+from openclaw_multi.errors import UsageError
+from tests.browser.harness import Dashboard, start_dashboard
+from tests.conftest import clean_env
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+def call(
+    dash: Dashboard,
+    method: str,
+    path: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    conn = http.client.HTTPConnection("127.0.0.1", dash.port, timeout=10)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def login(dash: Dashboard) -> tuple[str, str]:
+    """(Cookie header value, CSRF token) of a fresh session."""
+    status, headers, body = call(dash, "POST", "/api/login", {"secret": dash.secret})
+    assert status == 200, body
+    cookie = headers["set-cookie"].split(";")[0]
+    return cookie, json.loads(body)["csrf"]
+
+
+@pytest.fixture
+def dash(home: Path) -> Iterator[Dashboard]:
+    for name, port in (("alpha", 41001), ("beta", 41031)):
+        state = home / f".openclaw-{name}"
+        state.mkdir(mode=0o700)
+        (state / "openclaw.json").write_text(json.dumps({"gateway": {"port": port}}))
+    logs = home / ".openclaw-alpha" / "logs"
+    logs.mkdir()
+    (logs / "gateway.log").write_text("".join(f"line {i}\n" for i in range(100)))
+    started = start_dashboard(home, clean_env(home), "--interval", "0.3")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def test_page_is_static_with_strict_headers(dash: Dashboard) -> None:
+    status, headers, body = call(dash, "GET", "/")
+    assert status == 200
+    csp = headers["content-security-policy"]
+    for directive in (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ):
+        assert directive in csp
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-store"
+    assert b"alpha" not in body and b'<script src="/app.js"' in body
+    for asset, kind in (("/app.js", "text/javascript"), ("/app.css", "text/css")):
+        status, headers, _ = call(dash, "GET", asset)
+        assert status == 200 and headers["content-type"].startswith(kind)
+    assert call(dash, "GET", "/nope")[0] == 404
+    assert call(dash, "POST", "/")[0] == 405
+
+
+def test_data_needs_the_secret(dash: Dashboard) -> None:
+    for path in ("/api/state", "/api/session", "/api/events", "/api/logs?profile=alpha"):
+        status, _, body = call(dash, "GET", path)
+        assert status == 401, path
+        assert b"alpha" not in body
+        status, _, body = call(dash, "GET", path, headers={"Cookie": f"ocdash_{dash.port}=forged"})
+        assert status == 401 and b"alpha" not in body
+    status, headers, body = call(dash, "POST", "/api/login", {"secret": dash.secret + "x"})
+    assert status == 401 and "set-cookie" not in headers
+    assert call(dash, "POST", "/api/login", {})[0] == 401
+    assert call(dash, "POST", "/api/login", {"code": "guess"})[0] == 401
+    assert call(dash, "POST", "/api/login", "not an object")[0] == 400
+
+    status, headers, body = call(dash, "POST", "/api/login", {"secret": dash.secret})
+    assert status == 200
+    cookie = headers["set-cookie"]
+    assert cookie.startswith(f"ocdash_{dash.port}=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    csrf = json.loads(body)["csrf"]
+    jar = {"Cookie": cookie.split(";")[0]}
+    status, _, body = call(dash, "GET", "/api/state", headers=jar)
+    state = json.loads(body)
+    assert status == 200
+    assert [r["name"] for r in state["rows"]] == ["alpha", "beta"]
+    assert set(state["history"]) == {"alpha", "beta"}
+    assert json.loads(call(dash, "GET", "/api/session", headers=jar)[2]) == {"csrf": csrf}
+    # The secret is printed once (the URL) and never again, whatever happened since.
+    assert dash.output.read_text().count(dash.secret) == 1
+
+
+def test_actions_need_the_csrf_token(dash: Dashboard) -> None:
+    cookie, csrf = login(dash)
+    action = {"profile": "alpha", "op": "start"}
+    for headers in (
+        {"Cookie": cookie},
+        {"Cookie": cookie, "X-CSRF-Token": ""},
+        {"Cookie": cookie, "X-CSRF-Token": csrf + "x"},
+        {"X-CSRF-Token": csrf},  # token without the session cookie
+    ):
+        status, _, body = call(dash, "POST", "/api/action", action, headers)
+        assert status in (401, 403), (headers, body)
+    # A second session's token does not work with the first session's cookie.
+    _, other_csrf = login(dash)
+    status, _, _ = call(
+        dash, "POST", "/api/action", action, {"Cookie": cookie, "X-CSRF-Token": other_csrf}
+    )
+    assert status == 403
+    ok = {"Cookie": cookie, "X-CSRF-Token": csrf}
+    # A cross-origin POST is refused even with the right token.
+    foreign = {**ok, "Origin": "http://evil.example"}
+    assert call(dash, "POST", "/api/action", action, foreign)[0] == 403
+    status, _, body = call(dash, "POST", "/api/action", {"profile": "ghost", "op": "stop"}, ok)
+    assert status == 404 and b"ghost" in body
+    status, _, body = call(dash, "POST", "/api/action", {"profile": "alpha", "op": "nuke"}, ok)
+    assert status == 400 and b"nuke" in body
+    assert call(dash, "POST", "/api/action", {"profile": "alpha"}, ok)[0] == 400
+    assert call(dash, "GET", "/api/action", headers=ok)[0] == 404
+    # Logout needs the token too, and ends the session.
+    assert call(dash, "POST", "/api/logout", {}, {"Cookie": cookie})[0] == 403
+    same_origin = {**ok, "Origin": f"http://127.0.0.1:{dash.port}"}
+    assert call(dash, "POST", "/api/logout", {}, same_origin)[0] == 200
+    assert call(dash, "GET", "/api/state", headers={"Cookie": cookie})[0] == 401
+
+
+def test_host_header_must_name_the_dashboard(dash: Dashboard) -> None:
+    # A DNS-rebinding page reaches us as Host: evil.example:PORT.
+    status, _, _ = call(dash, "GET", "/", headers={"Host": f"evil.example:{dash.port}"})
+    assert status == 421
+    status, _, _ = call(dash, "GET", "/", headers={"Host": f"localhost:{dash.port}"})
+    assert status == 200
+
+
+def test_log_tail_and_stream(dash: Dashboard) -> None:
+    cookie, _ = login(dash)
+    jar = {"Cookie": cookie}
+    status, _, body = call(dash, "GET", "/api/logs?profile=alpha&lines=3", headers=jar)
+    assert status == 200 and json.loads(body)["lines"] == ["line 97", "line 98", "line 99"]
+    status, _, body = call(dash, "GET", "/api/logs?profile=beta", headers=jar)
+    assert status == 200 and json.loads(body)["lines"] == []
+    assert call(dash, "GET", "/api/logs?profile=ghost", headers=jar)[0] == 404
+    assert call(dash, "GET", "/api/logs?profile=alpha&lines=x", headers=jar)[0] == 400
+
+    with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{dash.port}\r\n"
+            f"Cookie: {cookie}\r\n\r\n".encode()
+        )
+        data = b""
+        # Two whole snapshots: the current one at once, then the next refresh.
+        while data.count(b"\ndata: ") < 2 or not data.endswith(b"\n\n"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    head, _, stream = data.partition(b"\r\n\r\n")
+    assert b"text/event-stream" in head and b"Content-Security-Policy" in head
+    events = [json.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    assert len(events) >= 2 and events[1]["version"] > events[0]["version"]
+    assert [r["name"] for r in events[0]["rows"]] == ["alpha", "beta"]
+
+
+def test_bad_requests_get_one_line_errors(dash: Dashboard) -> None:
+    with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 431")
+    with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    big = {"secret": "x" * 10000}
+    assert call(dash, "POST", "/api/login", big)[0] == 413
+
+
+def test_assets_are_all_local() -> None:
+    """No third-party asset: nothing in the page loads from another origin."""
+    ui = Path(__file__).resolve().parents[2] / "openclaw_multi" / "dashboard" / "ui"
+    for asset in ui.iterdir():
+        text = asset.read_text()
+        assert "https://" not in text and "//cdn" not in text, asset
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", ""), asset
+
+
+def test_one_time_code_logs_in_once() -> None:
+    gate = Gatekeeper()
+    code = gate.one_time_code()
+    first = gate.login(code=code)
+    assert first is not None
+    assert gate.login(code=code) is None
+    sid, csrf = first
+    assert gate.check_csrf(sid, csrf) and not gate.check_csrf(sid, "x")
+    assert not gate.check_csrf(None, csrf)
+    assert gate.login(secret=gate.secret) is not None
+    assert gate.login(secret="") is None and gate.login() is None
+
+
+def test_loopback_only(home: Path) -> None:
+    for host in ("0.0.0.0", "192.168.1.10", "::", "localhost.example"):
+        with pytest.raises(UsageError, match="loopback only"):
+            check_loopback(host)
+        with pytest.raises(UsageError):
+            DashboardServer(Board(home), Gatekeeper(), host=host)
+    check_loopback("127.0.0.1")
+    check_loopback("::1")
+
+
+def test_cli_port_in_use_and_bad_port(home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "openclaw_multi.cli.main",
+                "dashboard",
+                "--no-open",
+                "--port",
+                str(port),
+            ],
+            env=clean_env(home),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 78, done.stderr
+    assert done.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use"
+    assert "Traceback" not in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "openclaw_multi.cli.main", "dashboard", "--port", "70000"],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "70000" in done.stderr
