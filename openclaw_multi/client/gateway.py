@@ -198,6 +198,10 @@ class GatewayClient:
         device: DeviceIdentity | None = None,
         device_token: str | None = None,
         device_auth: DeviceAuthStore | None = None,
+        display_name: str | None = None,
+        caps: Iterable[str] = (),
+        commands: Iterable[str] = (),
+        path_env: str | None = None,
     ) -> GatewayClient:
         """Open a link and complete the handshake.
 
@@ -222,6 +226,10 @@ class GatewayClient:
                 ``device_token``, the one stored for this URL and role is presented; a
                 ``deviceToken`` in ``hello-ok`` is stored; a stored token the gateway
                 refuses (``AUTH_DEVICE_TOKEN_MISMATCH``) is forgotten.
+            display_name: ``client.displayName`` (how operators see a node).
+            caps: A node's capability groups (``caps``).
+            commands: The commands a node serves (``commands``).
+            path_env: A node's ``PATH`` (``pathEnv``).
 
         Returns:
             A connected client; ``hello`` holds the decoded ``hello-ok``.
@@ -244,6 +252,7 @@ class GatewayClient:
                     "version": client_version,
                     "platform": sys.platform,
                     "mode": mode,
+                    "displayName": display_name,
                 },
                 ClientInfo,
             )
@@ -264,6 +273,9 @@ class GatewayClient:
             client=info,
             role=cast(Role, role),
             scopes=list(scopes),
+            caps=list(caps),
+            commands=list(commands),
+            path_env=path_env,
             auth=AuthParams(
                 token=token or None,
                 password=password or None,

@@ -82,14 +82,18 @@ def identity_dir(state_dir: Path) -> Path:
     return state_dir / "identity"
 
 
-def load_or_create_identity(directory: Path) -> DeviceIdentity:
+def load_or_create_identity(directory: Path, file_name: str = IDENTITY_FILE) -> DeviceIdentity:
     """Read this client's identity from ``directory``, creating it (0600) on first use.
+
+    Args:
+        directory: The identity directory (:func:`identity_dir`).
+        file_name: The file in it (the node host keeps its own key beside the CLI's).
 
     Raises:
         ConfigError: The file exists but is not a valid identity (it is never overwritten),
             or it cannot be written.
     """
-    path = directory / IDENTITY_FILE
+    path = directory / file_name
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -140,8 +144,8 @@ class _StoredAuth(msgspec.Struct, rename="camel"):
 class DeviceAuthStore:
     """Device tokens issued to one identity, per gateway URL and role (file 0600)."""
 
-    def __init__(self, directory: Path, device_id: str) -> None:
-        self.path = directory / AUTH_FILE
+    def __init__(self, directory: Path, device_id: str, file_name: str = AUTH_FILE) -> None:
+        self.path = directory / file_name
         self.device_id = device_id
 
     @staticmethod

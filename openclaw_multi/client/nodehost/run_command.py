@@ -1,0 +1,161 @@
+"""``system.run``: one allowlisted program, no shell, bounded in time and output.
+
+The argv is executed as given (no shell, so no expansion or chaining), with ``argv[0]``
+replaced by the path the allowlist resolved (:func:`~.rules.resolve_program`). The child gets
+its own session and process group, stdin from ``/dev/null``, and the node host's environment
+minus its secrets. On timeout (or when the gateway cancels the invoke) the whole group is
+killed; a timeout answers exit code 124 with ``timedOut: true``, as the reference does. Each
+of stdout and stderr keeps its first ``outputCapBytes`` bytes (``truncated`` says if more
+was dropped); the pipes are drained to the end so a chatty child never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Any, Final
+
+from .commands import CommandError, Invocation
+from .rules import CappedBuffer, ProgramRefused, child_environment, resolve_program
+
+__all__ = ["TIMEOUT_EXIT_CODE", "system_run"]
+
+TIMEOUT_EXIT_CODE: Final = 124
+_READ_CHUNK: Final = 65_536
+_REAP_S: Final = 5.0
+
+
+def _argv(params: dict[str, Any]) -> list[str]:
+    command = params.get("command")
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) for part in command)
+        or not command[0]
+    ):
+        raise CommandError("INVALID_REQUEST", "command required")
+    if any("\0" in part for part in command):
+        raise CommandError("INVALID_REQUEST", "command contains a NUL byte")
+    return command
+
+
+def _cwd(params: dict[str, Any]) -> str | None:
+    cwd = params.get("cwd")
+    if cwd is None or cwd == "":
+        return None
+    if not isinstance(cwd, str) or not os.path.isabs(cwd) or not os.path.isdir(cwd):
+        raise CommandError(
+            "INVALID_REQUEST", "cwd must be an existing absolute directory on this node"
+        )
+    return cwd
+
+
+def _timeout_ms(params: dict[str, Any], ceiling: int) -> int:
+    requested = params.get("timeoutMs")
+    if requested is None:
+        return ceiling
+    if not isinstance(requested, int) or isinstance(requested, bool) or requested <= 0:
+        raise CommandError("INVALID_REQUEST", "timeoutMs must be a positive integer")
+    return min(requested, ceiling)
+
+
+async def _drain(stream: asyncio.StreamReader | None, buffer: CappedBuffer) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(_READ_CHUNK):
+        buffer.feed(chunk)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _result(
+    exit_code: int | None,
+    *,
+    timed_out: bool,
+    out: CappedBuffer,
+    err: CappedBuffer,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "exitCode": exit_code,
+        "timedOut": timed_out,
+        "success": exit_code == 0 and not timed_out and error is None,
+        "stdout": out.text(),
+        "stderr": err.text(),
+        "error": error,
+        "truncated": out.truncated or err.truncated,
+    }
+
+
+async def system_run(params: dict[str, Any], inv: Invocation) -> Any:
+    """``system.run`` {command:[argv], cwd?, timeoutMs?}.
+
+    Returns ``{exitCode, timedOut, success, stdout, stderr, error, truncated}``.
+
+    Raises:
+        CommandError: INVALID_REQUEST for a bad argv, cwd or timeout (or an ``env``, which
+            this node does not take); SYSTEM_RUN_DENIED for a program not on the allowlist.
+    """
+    settings = inv.settings
+    argv = _argv(params)
+    if params.get("env"):
+        raise CommandError("INVALID_REQUEST", "env is not supported by this node")
+    cwd = _cwd(params)
+    timeout_ms = _timeout_ms(params, settings.run_timeout_ms)
+    try:
+        program = resolve_program(argv[0], settings.run_allowlist, settings.path_env)
+    except ProgramRefused as refused:
+        raise CommandError(refused.code, refused.message) from None
+    out = CappedBuffer(settings.output_cap_bytes)
+    err = CappedBuffer(settings.output_cap_bytes)
+    env = child_environment(os.environ)
+    env["PATH"] = settings.path_env
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            program,
+            *argv[1:],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # its own group: a timeout kills what it started too
+        )
+    except OSError as spawn_error:
+        reason = spawn_error.strerror or str(spawn_error)
+        return _result(None, timed_out=False, out=out, err=err, error=f"cannot start: {reason}")
+    readers = asyncio.gather(_drain(proc.stdout, out), _drain(proc.stderr, err))
+    try:
+        async with asyncio.timeout(timeout_ms / 1000):
+            await readers
+            code = await proc.wait()
+    except TimeoutError:
+        return await _stop(
+            proc, readers, _result(TIMEOUT_EXIT_CODE, timed_out=True, out=out, err=err)
+        )
+    except asyncio.CancelledError:  # the gateway cancelled the invoke (or the link went)
+        await _stop(proc, readers, None)
+        raise
+    result = _result(code if code >= 0 else 128 - code, timed_out=False, out=out, err=err)
+    if code < 0:
+        result["signal"] = signal.Signals(-code).name
+    return result
+
+
+async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any], result: Any) -> Any:
+    """Kill the child's group (its leader not yet reaped, so the group id is still its own)."""
+    if proc.returncode is None:
+        _kill_group(proc.pid)
+    with contextlib.suppress(TimeoutError, ProcessLookupError):
+        async with asyncio.timeout(_REAP_S):
+            await proc.wait()
+    # A grandchild that left the group may still hold a pipe: stop reading regardless.
+    readers.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await readers
+    return result
