@@ -1,10 +1,13 @@
 """Nodes: the ``role:"node"`` connections, their catalog, and the ``node.invoke`` round trip.
 
 A node is a connected, device-authenticated (and so paired, devices.py) ``role:"node"``
-connection; its id is its device id, its command surface the ``caps``/``commands`` of its
-connect. ``node.invoke`` sends ``node.invoke.request`` to the node and waits (bounded by
-``timeoutMs``) for the node's ``node.invoke.result``; a timeout, the node leaving or the caller
-leaving ends the wait (docs/protocol.md, Nodes).
+connection; its id is its device id, its declared surface the ``caps``/``commands``/
+``permissions`` of its connect. What of that surface may be used is node_pairing.py's
+operator approval: a command is invoked only if the node declares it *and* it is approved.
+``node.invoke`` sends ``node.invoke.request`` to the node and waits (bounded by ``timeoutMs``)
+for the node's ``node.invoke.result``; a timeout, the node leaving or the caller leaving ends
+the wait. Operators with ``operator.read`` get ``node.presence`` when a node connects or
+leaves (docs/protocol.md, Nodes).
 """
 
 from __future__ import annotations
@@ -24,13 +27,20 @@ from ..protocol import nodes as proto
 from ..protocol.frames import encoder
 from ..protocol.handshake import Phase
 from .methods import Method, MethodError
+from .node_pairing import NodePairing
 
 if TYPE_CHECKING:
     from .connection import Connection
     from .hub import Gateway
 
 _LOG = logging.getLogger("openclaw.gateway")
-EVENTS = ("node.invoke.request", "node.invoke.cancel")
+EVENTS = (
+    "node.invoke.request",
+    "node.invoke.cancel",
+    "node.pair.requested",
+    "node.pair.resolved",
+    "node.presence",
+)
 
 
 class _Pending:
@@ -54,10 +64,12 @@ class NodeRegistry:
         self.gateway = gateway
         self.connected: dict[str, Connection] = {}
         self.pending: dict[str, _Pending] = {}
+        self.pairing = NodePairing(gateway, gateway.settings.paths.state_dir)
 
     def methods(self) -> dict[str, Method]:
         """Scopes as the reference's method table (method-scopes); node-only ones check role."""
         return {
+            **self.pairing.methods(),
             "node.list": Method(self._list, scopes.READ),
             "node.describe": Method(self._describe, scopes.READ, proto.NodeIdParams),
             "node.rename": Method(self._rename, scopes.PAIRING, proto.NodeRenameParams),
@@ -77,12 +89,16 @@ class NodeRegistry:
     def node_connected(self, conn: Connection) -> None:
         if conn.role == "node" and conn.device_id:
             self.connected[conn.device_id] = conn  # a reconnect replaces the older socket
+            self.pairing.node_connected(conn)
+            self._presence(conn.device_id, connected=True)
 
     def node_closed(self, conn: Connection) -> None:
         if conn.role != "node" or not conn.device_id:
             return
         if self.connected.get(conn.device_id) is conn:
             del self.connected[conn.device_id]
+            self.pairing.node_closed(conn.device_id)
+            self._presence(conn.device_id, connected=False)
         for pending in list(self.pending.values()):
             if pending.node is conn and not pending.future.done():
                 error = {
@@ -91,53 +107,150 @@ class NodeRegistry:
                 }
                 pending.future.set_result(error)
 
+    # -- presence ------------------------------------------------------------------------------
+    def _presence(self, node_id: str, *, connected: bool) -> None:
+        """``node.presence`` to readers: the node came or went (docs/protocol.md, Nodes)."""
+        entry = self._entry(node_id, pending_visible=False)
+        payload = {
+            "nodeId": node_id,
+            "connected": connected,
+            "reason": "connect" if connected else "disconnect",
+            "displayName": entry["displayName"] if entry else None,
+            "approvalState": entry["approvalState"] if entry else proto.UNAPPROVED,
+            "ts": _now_ms(),
+        }
+        targets = [
+            c
+            for c in self.gateway.clients
+            if c.role == "operator" and scopes.covers(c.scopes, scopes.READ)
+        ]
+        if targets:
+            raw = msgspec.Raw(encoder.encode(payload))
+            self.gateway._fan_out(targets, "node.presence", raw, msgspec.UNSET)
+
     # -- catalog ---------------------------------------------------------------------------------
-    def _entry(self, node_id: str) -> dict[str, Any] | None:
+    def _entry(self, node_id: str, *, pending_visible: bool) -> dict[str, Any] | None:
+        """One node as ``node.list`` shows it (the reference's known-node projection).
+
+        A connected node shows its *effective* surface (declared and approved), an offline
+        one its approved surface. ``pending*`` fields only to callers who may approve.
+        """
         live = self.connected.get(node_id)
         record = self.gateway.devices.store.paired.get(node_id)
-        if record is not None and "node" not in record.roles and live is None:
+        if record is not None and "node" not in record.roles:
             record = None
-        if live is None and record is None:
+        approved = self.pairing.approved(node_id)
+        pending = self.pairing.pending_for(node_id)
+        if live is None and record is None and approved is None and pending is None:
             return None
         params = live.params if live is not None else None
         client = params.client if params is not None else None
-        return {
+        if params is not None:
+            caps = _allowed(params.caps, approved.caps if approved else ())
+            commands = _allowed(params.commands, approved.commands if approved else ())
+            permissions = proto.effective_permissions(
+                approved.permissions if approved else None, dict(params.permissions)
+            )
+        else:
+            caps = list(approved.caps) if approved else []
+            commands = list(approved.commands) if approved else []
+            permissions = approved.permissions if approved else None
+        entry: dict[str, Any] = {
             "nodeId": node_id,
-            "displayName": (record.display_name if record else None)
-            or (client.display_name if client else None),
-            "platform": (client.platform if client else None)
-            or (record.platform if record else None),
-            "version": client.version if client else None,
-            "clientId": (client.id if client else None) or (record.client_id if record else None),
-            "clientMode": (client.mode if client else None)
-            or (record.client_mode if record else None),
-            "deviceFamily": (client.device_family if client else None)
-            or (record.device_family if record else None),
-            "caps": sorted(set(params.caps)) if params else [],
-            "commands": sorted(set(params.commands)) if params else [],
-            "permissions": dict(params.permissions) if params else None,
+            "displayName": _first(
+                approved and approved.display_name,
+                client and client.display_name,
+                record and record.display_name,
+                pending and pending.display_name,
+            ),
+            "platform": _first(
+                client and client.platform,
+                approved and approved.platform,
+                record and record.platform,
+                pending and pending.platform,
+            ),
+            "version": _first(
+                client and client.version,
+                approved and approved.version,
+                pending and pending.version,
+            ),
+            "clientId": _first(
+                client and client.id, record and record.client_id, pending and pending.client_id
+            ),
+            "clientMode": _first(
+                client and client.mode,
+                record and record.client_mode,
+                pending and pending.client_mode,
+            ),
+            "deviceFamily": _first(
+                client and client.device_family,
+                approved and approved.device_family,
+                pending and pending.device_family,
+            ),
+            "caps": caps,
+            "commands": commands,
+            "permissions": permissions,
             "pathEnv": params.path_env if params else None,
+            "approvalState": proto.approval_state(
+                pending=pending is not None, approved=approved is not None
+            ),
             "connectedAtMs": int(live.connected_at * 1000) if live is not None else None,
-            "approvedAtMs": record.approved_at_ms if record else None,
-            # Node-command approval (node.pair.*) is not separate yet: a paired node's
-            # declared surface counts as approved.
-            "approvalState": "approved" if record else "unapproved",
-            "paired": record is not None,
+            "lastConnectedAtMs": approved.last_connected_at_ms if approved else None,
+            "lastDisconnectedAtMs": (
+                approved.last_disconnected_at_ms if approved and live is None else None
+            ),
+            "approvedAtMs": (approved.approved_at_ms if approved else None)
+            or (record.approved_at_ms if record else None),
+            "paired": record is not None or approved is not None,
             "connected": live is not None,
         }
+        if pending is not None and pending_visible:
+            entry["pendingRequestId"] = pending.request_id
+            entry["pendingDeclaredCaps"] = pending.caps
+            entry["pendingDeclaredCommands"] = pending.commands
+            entry["pendingDeclaredPermissions"] = pending.permissions
+        return entry
 
-    def _entries(self) -> list[dict[str, Any]]:
-        ids = set(self.connected)
+    def _entries(self, *, pending_visible: bool) -> list[dict[str, Any]]:
+        ids = set(self.connected) | self.pairing.known_ids()
         ids.update(d for d, r in self.gateway.devices.store.paired.items() if "node" in r.roles)
-        entries = [e for e in map(self._entry, ids) if e is not None]
+        entries = [e for e in (self._entry(i, pending_visible=pending_visible) for i in ids) if e]
         entries.sort(key=lambda e: (not e["connected"], (e["displayName"] or e["nodeId"]).lower()))
         return entries
 
+    def health(self) -> list[dict[str, Any]]:
+        """Per-node state for the health snapshot."""
+        return [
+            {
+                "nodeId": e["nodeId"],
+                "displayName": e["displayName"],
+                "platform": e["platform"],
+                "connected": e["connected"],
+                "approvalState": e["approvalState"],
+                "commands": len(e["commands"]),
+                "connectedAtMs": e["connectedAtMs"],
+                "lastConnectedAtMs": e["lastConnectedAtMs"],
+            }
+            for e in self._entries(pending_visible=False)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Node counts for ``status``: known, connected, approved, awaiting approval."""
+        entries = self._entries(pending_visible=False)
+        return {
+            "known": len(entries),
+            "connected": sum(1 for e in entries if e["connected"]),
+            "approved": sum(1 for e in entries if e["approvalState"] == proto.APPROVED),
+            "pendingApproval": sum(1 for e in entries if e["approvalState"].startswith("pending")),
+        }
+
     def _list(self, conn: Connection, params: None) -> dict[str, Any]:
-        return {"ts": _now_ms(), "nodes": self._entries()}
+        visible = scopes.covers(conn.scopes, scopes.PAIRING)
+        return {"ts": _now_ms(), "nodes": self._entries(pending_visible=visible)}
 
     def _describe(self, conn: Connection, params: proto.NodeIdParams) -> dict[str, Any]:
-        entry = self._entry(params.node_id.strip())
+        visible = scopes.covers(conn.scopes, scopes.PAIRING)
+        entry = self._entry(params.node_id.strip(), pending_visible=visible)
         if entry is None:
             raise MethodError(codes.INVALID_REQUEST, "unknown nodeId")
         return {"ts": _now_ms(), **entry}
@@ -146,13 +259,12 @@ class NodeRegistry:
         name = params.display_name.strip()
         if not name:
             raise MethodError(codes.INVALID_REQUEST, "displayName required")
-        store = self.gateway.devices.store
-        record = store.paired.get(params.node_id)
-        if record is None or "node" not in record.roles:
+        record = self.pairing.approved(params.node_id.strip())
+        if record is None:  # as the reference: only a node with an approved surface
             raise MethodError(codes.INVALID_REQUEST, "unknown nodeId")
         record.display_name = name
-        store.save_paired()
-        return {"nodeId": record.device_id, "displayName": name}
+        self.pairing.store.save_paired()
+        return {"nodeId": record.node_id, "displayName": name}
 
     # -- invoke ----------------------------------------------------------------------------------
     def _invoke(self, conn: Connection, params: proto.NodeInvokeParams) -> Any:
@@ -198,6 +310,9 @@ class NodeRegistry:
         if command not in node.params.commands:
             message = proto.not_declared_message(command, node.params.client.platform)
             raise MethodError(codes.INVALID_REQUEST, message)
+        approved = self.pairing.approved(node_id)
+        if approved is None or command not in approved.commands:
+            self._refuse_unapproved(node_id, command)
         timeout_ms = proto.invoke_timeout_ms(timeout_ms)
         if command == "system.run" and isinstance(params, dict):
             params = {**params, "runId": params.get("runId") or _uuid()}
@@ -215,6 +330,22 @@ class NodeRegistry:
         pending = self.pending[request_id] = _Pending(node, node_id, command)
         node.send_event("node.invoke.request", request)
         return self._await_result(request_id, pending, timeout_ms)
+
+    def _refuse_unapproved(self, node_id: str, command: str) -> None:
+        """Declared but not approved: wait for the operator (retryable), or not allowed."""
+        pending = self.pairing.pending_for(node_id)
+        if pending is not None:
+            raise MethodError(
+                codes.UNAVAILABLE,
+                proto.awaiting_approval_message(pending.request_id),
+                details={
+                    "code": "NODE_APPROVAL_PENDING",
+                    "requestId": pending.request_id,
+                    "nodeCommandDispatched": False,
+                },
+                retryable=True,
+            )
+        raise MethodError(codes.INVALID_REQUEST, proto.not_approved_message(command))
 
     async def _await_result(self, request_id: str, pending: _Pending, timeout_ms: int) -> Any:
         try:
@@ -295,6 +426,16 @@ class NodeRegistry:
 def _require_node(conn: Connection) -> None:
     if conn.role != "node":
         raise MethodError(codes.INVALID_REQUEST, f"unauthorized role: {conn.role}")
+
+
+def _allowed(declared: list[str], approved: list[str] | tuple[()]) -> list[str]:
+    allowed = set(approved)
+    return [v for v in proto.surface_list(declared) if v in allowed]
+
+
+def _first(*values: object) -> str | None:
+    """The first non-empty string (``a and a.name`` chains give None or the object too)."""
+    return next((v for v in values if isinstance(v, str) and v), None)
 
 
 def _uuid() -> str:

@@ -204,8 +204,9 @@ def test_reference_node_host_pairs(
 def test_reference_node_host_answers_node_invoke(
     home: Path, gateway_factory: Callable[..., GatewayProcess], node_hosts: Callable[[int], Any]
 ) -> None:
-    """Paired on the spot (loopback, local auto-approval), the real node host serves
-    ``system.which`` through our ``node.invoke`` (docs/protocol.md, Nodes)."""
+    """Paired on the spot (loopback, local auto-approval), the real node host's command
+    surface still waits for an operator (as the reference's would); approved, it serves
+    ``system.which`` and ``system.run`` through our ``node.invoke`` (docs/protocol.md, Nodes)."""
     state = home / ".openclaw-refnode"
     state.mkdir()
     (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
@@ -225,7 +226,28 @@ def test_reference_node_host_answers_node_invoke(
         time.sleep(1.0)  # waiting on an outside process's start, not synchronising with ours
     node = connected[0]
     assert node["clientId"] == "node-host" and node["clientMode"] == "node"
-    assert "system.which" in node["commands"], node
+    assert node["approvalState"] == "pending-approval" and node["commands"] == [], node
+    assert "system.which" in node["pendingDeclaredCommands"], node
+    early = {
+        "nodeId": node["nodeId"],
+        "command": "system.which",
+        "params": {"bins": ["sh"]},
+        "idempotencyKey": str(uuid.uuid4()),
+    }
+    res = operator.response(operator.request("node.invoke", early), timeout=35.0)
+    assert res["ok"] is False and res["error"]["code"] == "UNAVAILABLE", res
+    assert (
+        res["error"]["retryable"] is True
+        and "awaiting operator approval" in res["error"]["message"]
+    )
+    pending = operator.call("node.pair.list")["payload"]["pending"]
+    assert [p["nodeId"] for p in pending] == [node["nodeId"]]
+    # it declares system.run: approving takes operator.admin, as in the reference
+    assert pending[0]["requiredApproveScopes"] == ["operator.pairing", "operator.admin"]
+    approved = operator.call("node.pair.approve", {"requestId": pending[0]["requestId"]})
+    assert approved["ok"] is True, approved
+    node = operator.call("node.describe", {"nodeId": node["nodeId"]})["payload"]
+    assert node["approvalState"] == "approved" and "system.which" in node["commands"], node
 
     call = {
         "nodeId": node["nodeId"],

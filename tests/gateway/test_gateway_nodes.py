@@ -1,7 +1,9 @@
 """Nodes against a real gateway process (docs/protocol.md, Nodes): catalog and node.invoke.
 
-Nodes here are device-signed ``role:"node"`` connects (paired on the spot: loopback, local
-auto-approval on); the test plays the node host's side of the invoke round trip.
+Nodes here are device-signed ``role:"node"`` connects (the device paired on the spot:
+loopback, local auto-approval on; its command surface then approved by an operator with
+``node.pair.approve``, as node_pairing.py requires); the test plays the node host's side of
+the invoke round trip. Approval itself: test_node_pairing.py.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def operator(port: int, **overrides: Any) -> Wire:
     return wire
 
 
-def node(port: int, key: Key | None = None, commands: list[str] = COMMANDS) -> tuple[Key, Wire]:
+def node(
+    port: int, key: Key | None = None, commands: list[str] = COMMANDS, *, approve: bool = True
+) -> tuple[Key, Wire]:
+    """A node connection; ``approve``: an operator approves its declared surface."""
     key = key or Key()
     wire, res = key.connect(
         port,
@@ -60,7 +65,21 @@ def node(port: int, key: Key | None = None, commands: list[str] = COMMANDS) -> t
     )
     assert res["ok"] is True, res
     assert res["payload"]["auth"]["role"] == "node"
+    if approve:
+        approve_pending(port, key.device_id)
     return key, wire
+
+
+def approve_pending(port: int, node_id: str) -> dict[str, Any]:
+    """Approve ``node_id``'s pending surface (raised while its connect was answered)."""
+    op = operator(port)
+    pending = op.call("node.pair.list")["payload"]["pending"]
+    mine = [p for p in pending if p["nodeId"] == node_id]
+    assert len(mine) == 1, pending
+    res = op.call("node.pair.approve", {"requestId": mine[0]["requestId"]})
+    assert res["ok"] is True, res
+    op.close()
+    return res["payload"]  # type: ignore[no-any-return]
 
 
 def next_event(wire: Wire, name: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -91,7 +110,7 @@ def test_list_describe_and_rename(gw: GatewayProcess) -> None:
     assert entry["version"] == "2026.9.6" and entry["deviceFamily"] is None
     assert entry["clientId"] == "node-host" and entry["clientMode"] == "node"
     assert entry["caps"] == ["system", "test"] and entry["commands"] == sorted(COMMANDS)
-    assert entry["approvalState"] == "approved"
+    assert entry["approvalState"] == "approved" and entry["permissions"] == {"accessibility": False}
     assert entry["paired"] is True and entry["connected"] is True
 
     described = op.call("node.describe", {"nodeId": key.device_id})["payload"]
@@ -112,7 +131,9 @@ def test_list_describe_and_rename(gw: GatewayProcess) -> None:
     while op.call("node.list")["payload"]["nodes"][0]["connected"]:
         assert time.monotonic() < deadline, "node still listed as connected"
     offline = op.call("node.list")["payload"]["nodes"][0]
-    assert offline["paired"] is True and offline["commands"] == []
+    # offline: the approved surface, when it was last here
+    assert offline["paired"] is True and offline["commands"] == sorted(COMMANDS)
+    assert offline["lastDisconnectedAtMs"] >= offline["lastConnectedAtMs"]
     op.close()
 
 

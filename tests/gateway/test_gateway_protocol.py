@@ -61,6 +61,9 @@ def test_hello_ok_shape(gateway: GatewayProcess) -> None:
         "device.pair.resolved",
         "node.invoke.request",
         "node.invoke.cancel",
+        "node.pair.requested",
+        "node.pair.resolved",
+        "node.presence",
     }
     snap = hello["snapshot"]
     assert snap["stateDir"] == str(gateway.state_dir)
