@@ -262,6 +262,8 @@ def test_approval_persists_across_a_restart(
     key, nd = node(gw.port)  # approved
     op = operator(gw.port)
     assert op.call("node.rename", {"nodeId": key.device_id, "displayName": "Kept"})["ok"]
+    blank = op.call("node.rename", {"nodeId": key.device_id, "displayName": "  "})
+    assert blank["ok"] is False and blank["error"]["message"] == "displayName required"
     nd.close()
     op.close()
     assert gw.stop() == 0
@@ -451,3 +453,16 @@ def test_internal_callers_are_refused_too(tmp_path: Path) -> None:
     assert refused.value.code == "UNAVAILABLE" and refused.value.retryable is True
     assert "awaiting operator approval" in refused.value.message
     assert sent == [] and registry.pending == {}
+
+
+def test_unreadable_files_approve_nothing(tmp_path: Path) -> None:
+    from openclaw_multi.gateway.node_pairing import NodePairingStore
+
+    directory = tmp_path / "nodes"
+    directory.mkdir()
+    (directory / "paired.json").write_text("{not json")
+    (directory / "pending.json").mkdir()  # unreadable as a file
+    store = NodePairingStore(directory)
+    assert store.paired == {} and store.pending == {}
+    assert not (directory / "paired.json").exists()  # moved aside for a person to look at
+    assert len(list(directory.glob("paired.corrupt-*.json"))) == 1
