@@ -280,7 +280,10 @@ class Connection:
             return
         try:
             params = method.decode(request.params)
-            result = method.handler(self, params)
+            if method.with_request_id:  # it may answer early (methods.py)
+                result = method.handler(self, params, request.id)
+            else:
+                result = method.handler(self, params)
         except msgspec.ValidationError as err:
             self.send_response(
                 error_response(

@@ -33,7 +33,7 @@ from ..protocol.device import DeviceAccepted
 from ..protocol.frames import StateVersion, encoder
 from ..protocol.handshake import Accepted, Phase
 from ..protocol.proxy import identify_proxy_user
-from . import device, devices, nodes, page
+from . import chat, device, devices, nodes, page
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
 from .presence import PresenceEntry
@@ -51,6 +51,7 @@ EVENTS = (
     "shutdown",
     *devices.EVENTS,
     *nodes.EVENTS,
+    *chat.EVENTS,
 )
 PRESENCE_COALESCE_S = 0.05
 FAN_OUT_SLICE = 64
@@ -101,6 +102,8 @@ class Gateway:
         self.methods.update(self.devices.methods())
         self.nodes = nodes.NodeRegistry(self)
         self.methods.update(self.nodes.methods())
+        self.chat = chat.ChatService(self)  # sessions, agent runs, chat.* (gateway/chat.py)
+        self.methods.update(self.chat.methods())
         self.features = Features(methods=sorted(self.methods), events=list(EVENTS))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -126,6 +129,7 @@ class Gateway:
         """Stop accepting connects, tell every client why, and close them with 1012."""
         self.ready = False
         self.draining = True
+        self.chat.shutdown()  # runs in flight end as aborted, their messages stored
         if self._presence_timer is not None:
             self._presence_timer.cancel()
             self._presence_timer = None
@@ -194,8 +198,13 @@ class Gateway:
             del self._pending_by_ip[ip]
 
     # -- broadcasts ------------------------------------------------------------------------------
-    def broadcast(self, event: str, payload: Any, *, versioned: bool = False) -> None:
+    def broadcast(
+        self, event: str, payload: Any, *, versioned: bool = False, scope: str | None = None
+    ) -> None:
         """Send an event to every connected client; drop clients that stopped reading.
+
+        With ``scope``, only operators holding it get the event (``agent``/``chat``: not
+        nodes, not probes).
 
         The payload is encoded once; each client only gets its own ``seq`` wrapped around it.
         Large fan-outs go out in slices, one per loop turn, so requests from busy clients are
@@ -204,7 +213,15 @@ class Gateway:
         if not isinstance(payload, msgspec.Raw):
             payload = msgspec.Raw(encoder.encode(payload))
         state_version = self.state_version() if versioned else msgspec.UNSET
-        self._fan_out(list(self.clients), event, payload, state_version)
+        if scope is None:
+            targets = list(self.clients)
+        else:
+            targets = [
+                c
+                for c in self.clients
+                if c.role == "operator" and c.mode != "probe" and scopes.covers(c.scopes, scope)
+            ]
+        self._fan_out(targets, event, payload, state_version)
 
     def _fan_out(
         self,

@@ -4,27 +4,33 @@ A :class:`Method` bundles a params decoder (built once), a handler and a scope. 
 the calling :class:`~.connection.Connection` and typed params, and return the payload (a
 Struct, a plain value, or pre-encoded :class:`msgspec.Raw`); async handlers return an
 awaitable whose result is sent when ready. Errors are :class:`MethodError`.
+
+A method declared ``with_request_id`` also gets the request id as a third argument, so an
+async handler can send an early response for it (``conn.send_response``) before its
+awaitable gives the final one: ``agent`` answers ``accepted`` at once and its outcome later,
+both with the caller's request id (docs/protocol.md, Methods).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from ..protocol import codes
 from ..protocol.frames import NULL, UNSET, ResponseFrame, error_response
 
-if TYPE_CHECKING:
-    from .connection import Connection
-
-Handler = Callable[["Connection", Any], Any]
+Handler = Callable[..., Any]  # (conn, params) or (conn, params, request_id)
 
 
 class MethodError(Exception):
-    """A handler's refusal, sent back as ``ok:false`` with this code and message."""
+    """A handler's refusal, sent back as ``ok:false`` with this code and message.
+
+    ``payload`` (optional) travels beside the error, as the reference does for a failed
+    ``agent`` run's final answer (``{runId, status:"error", summary}``).
+    """
 
     def __init__(
         self,
@@ -33,17 +39,22 @@ class MethodError(Exception):
         *,
         details: Any = UNSET,
         retryable: bool | msgspec.UnsetType = UNSET,
+        payload: Any = UNSET,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
         self.retryable = retryable
+        self.payload = payload
 
     def response(self, request_id: str) -> ResponseFrame:
-        return error_response(
+        frame = error_response(
             request_id, self.code, self.message, details=self.details, retryable=self.retryable
         )
+        if self.payload is not UNSET:
+            frame = msgspec.structs.replace(frame, payload=self.payload)
+        return frame
 
 
 class NoParams(msgspec.Struct, frozen=True):
@@ -58,6 +69,7 @@ class Method:
     scope: str | None
     params: type | None = None
     is_async: bool = False
+    with_request_id: bool = False
 
     def decode(self, raw: msgspec.Raw) -> Any:
         """Decode ``raw`` params into this method's params type (None if it takes none)."""

@@ -64,6 +64,8 @@ def test_hello_ok_shape(gateway: GatewayProcess) -> None:
         "node.pair.requested",
         "node.pair.resolved",
         "node.presence",
+        "agent",
+        "chat",
     }
     snap = hello["snapshot"]
     assert snap["stateDir"] == str(gateway.state_dir)
