@@ -23,7 +23,7 @@ import socket
 import ssl
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
@@ -153,6 +153,9 @@ class GatewayClient:
         hello: The decoded ``hello-ok`` payload (protocol, features, snapshot, policy).
         events: Events received after the handshake, oldest first (bounded; see
             ``events_dropped``).
+        event_handler: When set, each later event is handed to it at once, in the socket's
+            callback, instead of being queued (a node host answers invokes without waiting
+            for a loop turn). It must not block; an exception it raises is logged.
         close_code: The close code the gateway sent, once the link is closed by it.
         close_reason: The close reason that came with it.
     """
@@ -166,6 +169,7 @@ class GatewayClient:
         self.tls_fingerprint = tls_fingerprint
         self.events: asyncio.Queue[IncomingEvent] = asyncio.Queue(EVENT_QUEUE_SIZE)
         self.events_dropped = 0
+        self.event_handler: Callable[[IncomingEvent], None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self._transport: WSTransport | None = None
@@ -350,6 +354,22 @@ class GatewayClient:
         if not response.ok:
             raise self._call_failed(response.error)
         return msgspec.json.decode(response.payload)
+
+    def send_nowait(self, method: str, params: Any = None) -> None:
+        """Send a request without waiting for its answer (which is then dropped).
+
+        Raises:
+            GatewayUnreachable: The link is down.
+        """
+        if self._failure is not None:
+            raise self._failure
+        transport = self._transport
+        assert transport is not None, "use GatewayClient.connect()"
+        request_id = f"{next(self._ids)}:n"
+        data = encoder.encode(
+            _Request(id=request_id, method=method, params=UNSET if params is None else params)
+        )
+        transport.send(WSMsgType.TEXT, data)
 
     @property
     def closed(self) -> bool:
@@ -562,6 +582,13 @@ class GatewayClient:
             self._push_event(frame)
 
     def _push_event(self, event: IncomingEvent) -> None:
+        handler = self.event_handler
+        if handler is not None:
+            try:
+                handler(event)
+            except Exception:
+                _LOG.exception("event handler failed on %s", event.event)
+            return
         if self.events.full():
             self.events.get_nowait()
             self.events_dropped += 1

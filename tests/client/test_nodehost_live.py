@@ -9,7 +9,6 @@ reconnects and a node killed mid-call.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import GatewayProcess, clean_env, wait_until
+from test_nodehost_commands import process_gone
 from wire import Wire
 
 pytestmark = pytest.mark.e2e
@@ -363,14 +363,7 @@ def test_gateway_timeout_cancels_the_run_and_unknown_gets_refused(
     assert node_error(res)["code"] == "TIMEOUT"
     pid = int(wait_until(lambda: marker.exists() and marker.read_text(), 10, "the child's pid"))  # type: ignore[arg-type]
 
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_until(gone, 10, "the cancelled run's process to be killed")
+    wait_until(lambda: process_gone(pid), 10, "the cancelled run's process to be killed")
     wait_until(lambda: "cancelled by the gateway" in node.log(), 10, "the cancel in node.log")
     op.close()
 

@@ -1,10 +1,13 @@
 """The commands a node host serves, by name, and the small ``system.*`` ones.
 
-A command is an async function of its decoded params and an :class:`Invocation`; it returns
-the payload (any JSON value) or raises :class:`CommandError` with the ``{code, message}`` the
-node answers with. :func:`build_registry` decides what this node declares in its connect
-(``caps``/``commands``): only what it serves. Anything else is refused by :func:`dispatch` with
-UNAVAILABLE ``command not supported``, the reference node host's answer.
+A command is a function of its decoded params and an :class:`Invocation`; it returns the
+payload (any JSON value) or raises :class:`CommandError` with the ``{code, message}`` the node
+answers with. Most are async (they run as tasks and may be cancelled); the few cheap ones that
+never block (``system.info``, ``system.notify``) are *inline*: the host runs them in the
+socket's callback and answers before the loop turns, which is the node's share of the
+``node.invoke`` latency. :func:`build_registry` decides what this node declares in its connect
+(``caps``/``commands``): only what it serves. Anything else is refused with UNAVAILABLE
+``command not supported``, the reference node host's answer.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ __all__ = [
     "Registry",
     "build_registry",
     "decode_params",
-    "dispatch",
 ]
 
 LOG = logging.getLogger("openclaw.node")
@@ -79,19 +81,21 @@ class Invocation:
 
 
 Handler = Callable[[dict[str, Any], Invocation], Awaitable[Any]]
+InlineHandler = Callable[[dict[str, Any], Invocation], Any]
 
 
 @dataclass(frozen=True)
 class Registry:
-    """Commands by name, and the ``caps`` they add up to."""
+    """Commands by name (async ones, and inline ones that never block), and their ``caps``."""
 
     handlers: dict[str, Handler]
+    inline: dict[str, InlineHandler]
     caps: tuple[str, ...]
 
     @property
     def commands(self) -> tuple[str, ...]:
         """The declared command names, sorted."""
-        return tuple(sorted(self.handlers))
+        return tuple(sorted([*self.handlers, *self.inline]))
 
 
 def decode_params(params_json: object) -> dict[str, Any]:
@@ -115,16 +119,8 @@ def decode_params(params_json: object) -> dict[str, Any]:
     return value
 
 
-async def dispatch(registry: Registry, invocation: Invocation, params_json: object) -> Any:
-    """Run ``invocation.command`` with its params; the payload, or :class:`CommandError`."""
-    handler = registry.handlers.get(invocation.command)
-    if handler is None:
-        raise CommandError("UNAVAILABLE", "command not supported")
-    return await handler(decode_params(params_json), invocation)
-
-
 # -- system.* ---------------------------------------------------------------------------------
-def _info_handler(settings: NodeSettings, commands: tuple[str, ...]) -> Handler:
+def _info_handler(settings: NodeSettings, commands: tuple[str, ...]) -> InlineHandler:
     started = time.monotonic()
     static = {
         "displayName": settings.display_name,
@@ -144,13 +140,13 @@ def _info_handler(settings: NodeSettings, commands: tuple[str, ...]) -> Handler:
         "outputCapBytes": settings.output_cap_bytes,
     }
 
-    async def system_info(params: dict[str, Any], inv: Invocation) -> Any:
+    def system_info(params: dict[str, Any], inv: Invocation) -> Any:
         return {**static, "uptimeMs": int((time.monotonic() - started) * 1000)}
 
     return system_info
 
 
-async def system_notify(params: dict[str, Any], inv: Invocation) -> Any:
+def system_notify(params: dict[str, Any], inv: Invocation) -> Any:
     """``system.notify`` {title, body, priority?}: written to the node's log (no desktop here)."""
     title = params.get("title")
     body = params.get("body")
@@ -193,10 +189,8 @@ def build_registry(settings: NodeSettings) -> Registry:
     from .fs_commands import fs_list, fs_read
     from .run_command import system_run
 
-    handlers: dict[str, Handler] = {
-        "system.notify": system_notify,
-        "system.which": system_which,
-    }
+    handlers: dict[str, Handler] = {"system.which": system_which}
+    inline: dict[str, InlineHandler] = {"system.notify": system_notify}
     caps = ["system"]
     if settings.run_allowlist:
         handlers["system.run"] = system_run
@@ -204,6 +198,6 @@ def build_registry(settings: NodeSettings) -> Registry:
         handlers["fs.list"] = fs_list
         handlers["fs.read"] = fs_read
         caps.append("file")
-    commands = tuple(sorted([*handlers, "system.info"]))
-    handlers["system.info"] = _info_handler(settings, commands)
-    return Registry(handlers, tuple(caps))
+    commands = tuple(sorted([*handlers, *inline, "system.info"]))
+    inline["system.info"] = _info_handler(settings, commands)
+    return Registry(handlers, inline, tuple(caps))

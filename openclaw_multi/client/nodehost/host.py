@@ -3,9 +3,10 @@
 Theory of operation: :meth:`NodeHost.run` loops until asked to stop. Each turn connects as
 ``role:"node"`` (``client.id`` ``node-host``, mode ``node``, the device block signed with this
 profile's node key, the declared ``caps``/``commands``), then serves the link until it drops:
-every ``node.invoke.request`` becomes a task that dispatches the command and answers with
-``node.invoke.result``; ``node.invoke.cancel`` cancels that task (a running ``system.run``
-has its process group killed). A link silent for two tick intervals is dropped, as the
+events are handled in the socket's callback: an inline command (commands.py) is answered
+with ``node.invoke.result`` right there, any other ``node.invoke.request`` becomes a task that
+answers when done; ``node.invoke.cancel`` cancels that task (a running ``system.run`` has its
+process group killed). A link silent for two tick intervals is dropped, as the
 protocol asks of clients. After a drop or a failed connect the host waits a capped,
 jittered exponential backoff (:func:`~.rules.backoff_delay`), reset by every successful
 connect. Stopping (SIGTERM/SIGINT) closes the link with 1000, cancels in-flight work, and
@@ -29,13 +30,12 @@ from ...errors import GatewayCallFailed, GatewayError
 from ...protocol.frames import IncomingEvent
 from ..gateway import GatewayClient
 from ..identity import DeviceAuthStore, DeviceIdentity
-from .commands import CommandError, Invocation, Registry, dispatch
+from .commands import CommandError, Handler, Invocation, Registry, decode_params
 from .rules import backoff_delay
 
 __all__ = ["NodeHost", "NodeLink"]
 
 LOG = logging.getLogger("openclaw.node")
-RESULT_TIMEOUT_S: Final = 10.0
 CONNECT_TIMEOUT_S: Final = 10.0
 STABLE_LINK_S: Final = 10.0
 """A link that lasted this long resets the backoff even if it then failed."""
@@ -60,6 +60,8 @@ class InvokeCancel(msgspec.Struct, frozen=True, rename="camel"):
 _request_decoder: Final = msgspec.json.Decoder(InvokeRequest)
 _cancel_decoder: Final = msgspec.json.Decoder(InvokeCancel)
 _payload_encoder: Final = msgspec.json.Encoder()
+_NOT_SUPPORTED: Final = CommandError("UNAVAILABLE", "command not supported")
+_FAILED: Final = CommandError("UNAVAILABLE", "node invocation failed")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class NodeHost:
         self.connects = 0
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._last_failure = ""
+        self._last_seen = 0.0
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (safe from a signal handler)."""
@@ -175,15 +178,23 @@ class NodeHost:
     # -- serving ---------------------------------------------------------------------------
     async def _serve(self, client: GatewayClient) -> None:
         idle_s = 2 * client.hello.policy.tick_interval_ms / 1000
-        reader = asyncio.create_task(self._read_events(client, idle_s))
+        loop = asyncio.get_running_loop()
+        self._last_seen = loop.time()
+        # From here events are handled in the socket's callback, in order: first what was
+        # queued during the handshake, then each as it lands (no await in between).
+        client.event_handler = functools.partial(self._on_event, client)
+        while not client.events.empty():
+            self._on_event(client, client.events.get_nowait())
+        watchdog = asyncio.create_task(self._watch_ticks(loop, idle_s))
         closed = asyncio.create_task(client.wait_closed())
         stopping = asyncio.create_task(self.stopping.wait())
         try:
-            await asyncio.wait({reader, closed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({watchdog, closed, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, closed, stopping):
+            client.event_handler = None
+            for task in (watchdog, closed, stopping):
                 task.cancel()
-            await asyncio.gather(reader, closed, stopping, return_exceptions=True)
+            await asyncio.gather(watchdog, closed, stopping, return_exceptions=True)
             await self._cancel_inflight()
             if self.stopping.is_set():
                 await client.close()
@@ -193,18 +204,17 @@ class NodeHost:
                 reason = client.close_reason or "link lost"
                 LOG.warning("disconnected from gateway at %s (%s)", self.link.url, reason)
 
-    async def _read_events(self, client: GatewayClient, idle_s: float) -> None:
-        events = client.events
+    async def _watch_ticks(self, loop: asyncio.AbstractEventLoop, idle_s: float) -> None:
+        """Return when nothing (not even a ``tick``) came for ``idle_s`` seconds."""
         while True:
-            try:
-                async with asyncio.timeout(idle_s):
-                    event = await events.get()
-            except TimeoutError:
+            silent = loop.time() - self._last_seen
+            if silent >= idle_s:
                 LOG.warning("no tick from the gateway for %.0fs: dropping the link", idle_s)
                 return
-            self._on_event(client, event)
+            await asyncio.sleep(idle_s - silent)
 
     def _on_event(self, client: GatewayClient, event: IncomingEvent) -> None:
+        self._last_seen = asyncio.get_running_loop().time()
         name = event.event
         if name == "node.invoke.request":
             try:
@@ -212,9 +222,7 @@ class NodeHost:
             except msgspec.ValidationError as err:
                 LOG.warning("invalid node.invoke.request ignored: %s", err)
                 return
-            task = asyncio.create_task(self._serve_invoke(client, request))
-            self._inflight[request.id] = task
-            task.add_done_callback(functools.partial(self._forget, request.id))
+            self._start_invoke(client, request)
         elif name == "node.invoke.cancel":
             try:
                 cancel = _cancel_decoder.decode(event.payload)
@@ -225,31 +233,69 @@ class NodeHost:
                 LOG.info("invoke %s cancelled by the gateway", cancel.invoke_id)
                 running.cancel()
 
+    def _start_invoke(self, client: GatewayClient, request: InvokeRequest) -> None:
+        """Answer an inline command now; start a task for the others."""
+        command = request.command
+        inline = self.registry.inline.get(command)
+        if inline is not None:
+            try:
+                params = decode_params(request.params_json)
+                payload = inline(params, self._invocation(request))
+            except CommandError as err:
+                self._answer(client, request, error=err)
+            except Exception:
+                LOG.exception("%s failed (invoke %s)", command, request.id)
+                self._answer(client, request, error=_FAILED)
+            else:
+                self._answer(client, request, payload=payload)
+            return
+        handler = self.registry.handlers.get(command)
+        if handler is None:
+            self._answer(client, request, error=_NOT_SUPPORTED)
+            return
+        task = asyncio.create_task(self._run_invoke(client, request, handler))
+        self._inflight[request.id] = task
+        task.add_done_callback(functools.partial(self._forget, request.id))
+
     def _forget(self, invoke_id: str, task: asyncio.Task[None]) -> None:
         if self._inflight.get(invoke_id) is task:
             del self._inflight[invoke_id]
 
-    async def _serve_invoke(self, client: GatewayClient, request: InvokeRequest) -> None:
-        invocation = self._invocation(request)
-        result: dict[str, Any] = {"id": request.id, "nodeId": request.node_id}
+    async def _run_invoke(
+        self, client: GatewayClient, request: InvokeRequest, handler: Handler
+    ) -> None:
         try:
-            payload = await dispatch(self.registry, invocation, request.params_json)
+            payload = await handler(decode_params(request.params_json), self._invocation(request))
         except CommandError as err:
-            if request.command != "system.info":
-                LOG.info("%s refused: %s %s", request.command, err.code, err.message)
-            result["ok"] = False
-            result["error"] = {"code": err.code, "message": err.message}
+            self._answer(client, request, error=err)
         except asyncio.CancelledError:
             return  # the gateway gave up on it (or the link went): nobody to answer
         except Exception:
             LOG.exception("%s failed (invoke %s)", request.command, request.id)
-            result["ok"] = False
-            result["error"] = {"code": "UNAVAILABLE", "message": "node invocation failed"}
+            self._answer(client, request, error=_FAILED)
         else:
+            self._answer(client, request, payload=payload)
+
+    def _answer(
+        self,
+        client: GatewayClient,
+        request: InvokeRequest,
+        *,
+        payload: Any = None,
+        error: CommandError | None = None,
+    ) -> None:
+        """Send ``node.invoke.result``; its acknowledgement is not waited for."""
+        result: dict[str, Any] = {"id": request.id, "nodeId": request.node_id}
+        if error is None:
             result["ok"] = True
             result["payloadJSON"] = _payload_encoder.encode(payload).decode()
+        else:
+            if error is not _FAILED:  # a failure was logged with its traceback already
+                LOG.info("%s refused: %s %s", request.command, error.code, error.message)
+            result["ok"] = False
+            result["error"] = {"code": error.code, "message": error.message}
         with contextlib.suppress(GatewayError):
-            await client.call_raw("node.invoke.result", result, timeout=RESULT_TIMEOUT_S)
+            client.send_nowait("node.invoke.result", result)
 
     async def _cancel_inflight(self) -> None:
         tasks = list(self._inflight.values())
