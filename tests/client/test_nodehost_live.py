@@ -9,6 +9,7 @@ reconnects and a node killed mid-call.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -51,11 +52,14 @@ class Node:
 
 
 def start_gateway_for_nodes(
-    home: Path, factory: Callable[..., GatewayProcess], **kw: Any
+    home: Path, factory: Callable[..., GatewayProcess], tick_ms: int | None = None, **kw: Any
 ) -> GatewayProcess:
     state = home / ".openclaw-gw"
     state.mkdir(exist_ok=True)
-    (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
+    gateway: dict[str, Any] = {"auth": {"mode": "token"}}
+    if tick_ms is not None:
+        gateway["limits"] = {"tickIntervalMs": tick_ms}
+    (state / "openclaw.json").write_text(json.dumps({"gateway": gateway}))
     env = {"OPENCLAW_PROFILE": "gw", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
     return factory("gw", env_extra=env, **kw)
 
@@ -418,4 +422,23 @@ def test_node_killed_mid_call(gw: GatewayProcess, node_factory: Callable[..., No
     # the gateway keeps serving
     assert op.call("health")["ok"] is True
     assert gw.proc.poll() is None
+    op.close()
+
+
+def test_silent_gateway_is_dropped_and_rejoined(
+    home: Path, gateway_factory: Callable[..., GatewayProcess], node_factory: Callable[..., Node]
+) -> None:
+    gw = start_gateway_for_nodes(home, gateway_factory, tick_ms=500)
+    node = node_factory(gw.url)
+    op = operator(gw.port)
+    node_id = connected_node(op, node)["nodeId"]
+    op.close()
+    os.kill(gw.pid, signal.SIGSTOP)  # the gateway goes silent without closing anything
+    try:
+        wait_until(lambda: "no tick from the gateway" in node.log(), 15, "the watchdog")
+    finally:
+        os.kill(gw.pid, signal.SIGCONT)
+    op = operator(gw.port)
+    wait_until(lambda: node.log().count("connected to gateway at") >= 2, 40, "a reconnect")
+    assert connected_node(op, node)["nodeId"] == node_id
     op.close()

@@ -1,0 +1,95 @@
+"""``openclaw node run`` as a process: option errors, exit codes, one host per profile."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, free_port, wait_until
+from test_nodehost_live import CLI
+
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "--profile", "laptop", "node", "run", *args],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["--url", "ws://127.0.0.1:9/", "--token", "a", "--token-file", "f"],
+            2,
+            "error: use either --token or --token-file, not both",
+        ),
+        (["--url", "http://127.0.0.1:9/", "--token", "a"], 2, "error: invalid --url"),
+        (
+            ["--url", "ws://127.0.0.1:9/", "--token", "a", "--tls-fingerprint", "zz"],
+            2,
+            "error: invalid --tls-fingerprint",
+        ),
+        (["--url", "ws://127.0.0.1:9/"], 1, "error: no credentials for ws://127.0.0.1:9/"),
+        (
+            ["--url", "ws://127.0.0.1:9/", "--token-file", "/nonexistent/t"],
+            2,
+            "error: cannot read --token-file /nonexistent/t",
+        ),
+    ],
+)
+def test_option_errors(home: Path, args: list[str], code: int, message: str) -> None:
+    done = run_cli(home, *args)
+    assert done.returncode == code, done
+    assert done.stderr.startswith(message), done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_exits_78(home: Path) -> None:
+    state = home / ".openclaw-laptop"
+    state.mkdir()
+    (state / "openclaw.json").write_text(json.dumps({"nodeHost": {"runTimeoutMs": -5}}))
+    done = run_cli(home, "--url", "ws://127.0.0.1:9/", "--token", "x")
+    assert done.returncode == 78, done
+    assert done.stderr.startswith("error: ") and "runTimeoutMs" in done.stderr
+
+
+def test_one_host_per_profile_and_clean_stop_while_retrying(home: Path) -> None:
+    url = f"ws://127.0.0.1:{free_port()}/"  # nobody listens: the host keeps retrying
+    token = home / "token"
+    token.write_text("s3cret-token-value")
+    out = home / "first.out"
+    with out.open("wb") as sink:
+        first = subprocess.Popen(
+            [*CLI, "--profile", "laptop", "node", "run", "--url", url, "--token-file", str(token)],
+            env=clean_env(home),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        log = home / ".openclaw-laptop" / "logs" / "node.log"
+        wait_until(lambda: log.exists() and "connection refused" in log.read_text(), 20, "a retry")
+        second = run_cli(home, "--url", url, "--token-file", str(token))
+        assert second.returncode == 78, second
+        assert "a node host is already running for this profile" in second.stderr
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=15) == 0
+        text = log.read_text()
+        # the same failure is logged once, however many times it is retried
+        assert text.count("connection refused") == 1
+        assert "s3cret-token-value" not in text + out.read_text()
+        assert (log.stat().st_mode & 0o777) == 0o600
+        identity = home / ".openclaw-laptop" / "identity" / "node-device.json"
+        assert (identity.stat().st_mode & 0o777) == 0o600
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.wait(timeout=10)
