@@ -227,7 +227,7 @@ def test_wait_for_a_run_that_starts_later_or_never(tmp_path: Path) -> None:
         assert await registry.wait("ghost", 0.05) is None
         assert registry._appear == {}
         waiting = asyncio.ensure_future(registry.wait("later", 10))
-        await asyncio.sleep(0)  # let the waiter register; the outcome does not depend on it
+        await asyncio.sleep(0)  # one loop turn (FIFO): the waiter registers first
         registry.start("later", KEY, "main", "hi")
         run = await waiting
         assert run is not None and run.status == "ok"
