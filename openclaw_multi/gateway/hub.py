@@ -34,6 +34,7 @@ from ..protocol.frames import StateVersion, encoder
 from ..protocol.handshake import Accepted, Phase
 from ..protocol.proxy import identify_proxy_user
 from . import chat, device, devices, nodes, page
+from .channels.registry import ChannelRegistry
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
 from .presence import PresenceEntry
@@ -104,6 +105,10 @@ class Gateway:
         self.methods.update(self.nodes.methods())
         self.chat = chat.ChatService(self)  # sessions, agent runs, chat.* (gateway/chat.py)
         self.methods.update(self.chat.methods())
+        self.channels = ChannelRegistry(
+            settings.config.channels, self.chat.respond, on_change=self.invalidate_health
+        )
+        self.methods.update(self.channels.methods())  # send
         self.features = Features(methods=sorted(self.methods), events=list(EVENTS))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -344,7 +349,7 @@ class Gateway:
             "uptimeMs": self.uptime_ms,
             "connections": self.connection_counts(),
             "checks": self._health_checks,
-            "channels": {},
+            "channels": self.channels.health(),
             "nodes": self.nodes.health(),
         }
         snapshot["durationMs"] = round((time.perf_counter() - started) * 1000, 3)

@@ -31,6 +31,7 @@ from .tls import load_server_tls
 from .watchdog import start_watchdog
 
 _LOG = logging.getLogger("openclaw.gateway")
+CHANNELS_STOP_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 0.5
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
@@ -117,6 +118,7 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     start_watchdog()  # WATCHDOG=1 every half WATCHDOG_USEC, when systemd asks for it
     checkpoint("gateway.serving")
     ticks = asyncio.create_task(gateway.run_ticks())
+    await gateway.channels.start()  # after READY: a slow Bot API never delays readiness
     try:
         await stop.wait()
     finally:
@@ -124,6 +126,11 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     checkpoint("gateway.stopping")
     _LOG.info("signal %d: draining %d connection(s)", signals_seen[0], len(gateway.sockets))
     notify("STOPPING=1")
+    # Channels first: no new inbound message starts a run the drain would abort.
+    try:
+        await asyncio.wait_for(gateway.channels.stop(), CHANNELS_STOP_TIMEOUT_S)
+    except TimeoutError:
+        _LOG.warning("channels did not stop within %.0f s", CHANNELS_STOP_TIMEOUT_S)
     gateway.drain("gateway stopping")
     for server in servers:
         server.close()

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...protocol import codes, scopes
@@ -36,6 +36,8 @@ class ChannelRegistry:
         self,
         config: ChannelsSection,
         responder: Responder,
+        *,
+        on_change: Callable[[], None] = lambda: None,
         env: Mapping[str, str] = os.environ,
     ) -> None:
         self.channels: dict[str, Channel] = {}
@@ -44,7 +46,7 @@ class ChannelRegistry:
         if telegram.enabled:
             token = telegram.bot_token or env.get(TELEGRAM_TOKEN_ENV)
             if token:
-                self.channels["telegram"] = TelegramChannel(telegram, token, responder)
+                self.channels["telegram"] = TelegramChannel(telegram, token, responder, on_change)
             else:
                 self.problems["telegram"] = (
                     f"enabled but no bot token (channels.telegram.botToken or {TELEGRAM_TOKEN_ENV})"

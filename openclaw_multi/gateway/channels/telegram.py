@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -130,8 +131,15 @@ class TelegramChannel(Channel):
 
     name = CHANNEL
 
-    def __init__(self, config: TelegramConfig, token: str, responder: Responder) -> None:
+    def __init__(
+        self,
+        config: TelegramConfig,
+        token: str,
+        responder: Responder,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.config = config
+        self._on_change = on_change
         self._base = f"{config.api_base_url.rstrip('/')}/bot{token}/"
         self._origin = http_client.origin(config.api_base_url)
         self._responder = responder
@@ -151,7 +159,7 @@ class TelegramChannel(Channel):
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self._stopping.clear()
-        self._state = "starting"
+        self._set_state("starting", None)
         self._poller = asyncio.create_task(self._poll_loop(), name="telegram-poll")
 
     async def stop(self) -> None:
@@ -161,7 +169,7 @@ class TelegramChannel(Channel):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._poller = None
-        self._state = "stopped"
+        self._set_state("stopped", self._last_error)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -178,6 +186,12 @@ class TelegramChannel(Channel):
             "pendingReplies": len(self._replies),
         }
 
+    def _set_state(self, state: str, error: str | None) -> None:
+        changed = (state, error) != (self._state, self._last_error)
+        self._state, self._last_error = state, error
+        if changed:
+            self._on_change()  # the gateway's cached health snapshot is stale now
+
     # -- inbound ---------------------------------------------------------------------------
     async def _poll_loop(self) -> None:
         while not self._stopping.is_set():
@@ -186,8 +200,7 @@ class TelegramChannel(Channel):
             except BotApiError as err:
                 await self._pause_after(err)
                 continue
-            self._state = "ok"
-            self._last_error = None
+            self._set_state("ok", None)
             self._retry.reset()
             self._last_poll_ms = _now_ms()
             for update in updates:
@@ -239,17 +252,16 @@ class TelegramChannel(Channel):
             _LOG.warning("telegram: reply to chat %s not delivered: %s", chat_id, err)
 
     async def _pause_after(self, err: BotApiError) -> None:
-        self._last_error = str(err)
         if err.retry_after is not None:
             wait = err.retry_after
-            self._state = "rate-limited"
+            self._set_state("rate-limited", str(err))
         elif err.status in (401, 404):
             wait = UNAUTHORIZED_WAIT_S  # a bad token stays bad: do not hammer the API
             self._retry.failures += 1
-            self._state = "error"
+            self._set_state("error", str(err))
         else:
             wait = self._retry.next()
-            self._state = "backoff"
+            self._set_state("backoff", str(err))
         _LOG.warning("telegram: %s; retrying in %.1f s", err, wait)
         with contextlib.suppress(TimeoutError):  # woken early by stop()
             await asyncio.wait_for(self._stopping.wait(), wait)
