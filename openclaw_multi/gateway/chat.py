@@ -153,6 +153,32 @@ class ChatService:
             run.error_code or codes.UNAVAILABLE, run.error or "agent run failed", run.run_id
         )
 
+    def post(self, session_key: str, text: str, *, channel: str, run_id: str) -> dict[str, Any]:
+        """Store an assistant message that no run produced (``send`` to webchat); show it live.
+
+        Operators watching the session get one ``chat`` event in ``final`` state carrying the
+        stored message, as at the end of a run.
+
+        Raises:
+            SessionStoreError: The write failed; nothing was stored or shown.
+        """
+        key, agent_id = resolve_session(session_key, None)
+        message = self.store.append(
+            key, "assistant", text, agent_id=agent_id, run_id=run_id, channel=channel
+        )
+        self._publish(
+            "chat",
+            {
+                "runId": run_id,
+                "sessionKey": key,
+                "agentId": agent_id,
+                "seq": 1,
+                "state": "final",
+                "message": message,
+            },
+        )
+        return message
+
     def shutdown(self) -> None:
         """Abort runs in flight (their messages and the abort are stored) and close the store.
 

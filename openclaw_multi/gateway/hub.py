@@ -35,6 +35,7 @@ from ..protocol.handshake import Accepted, Phase
 from ..protocol.proxy import identify_proxy_user
 from . import chat, device, devices, nodes, page
 from .channels.registry import ChannelRegistry
+from .channels.webchat import WebchatChannel
 from .connection import Connection
 from .methods import Method, MethodError, NoParams
 from .presence import PresenceEntry
@@ -108,6 +109,7 @@ class Gateway:
         self.channels = ChannelRegistry(
             settings.config.channels, self.chat.respond, on_change=self.invalidate_health
         )
+        self.channels.add(WebchatChannel(self.chat.post))
         self.methods.update(self.channels.methods())  # send
         self.features = Features(methods=sorted(self.methods), events=list(EVENTS))
 

@@ -185,3 +185,33 @@ def test_the_token_may_come_from_the_environment(
     wait_until(lambda: api.sent_to(CHAT), timeout=15, what="the reply")
     gw.stop()
     assert BOT_TOKEN not in gw.output()
+
+
+def test_send_to_webchat_lands_in_the_session_and_is_shown_live(
+    home: Path, gateway_factory: Callable[..., GatewayProcess], api: BotApiDouble
+) -> None:
+    gw = start(home, gateway_factory, telegram_config(api))
+    watcher = operator(gw.port)
+    op = operator(gw.port)
+    params = {"channel": "webchat", "to": "main", "message": "a note", "idempotencyKey": "w1"}
+    res = op.call("send", params)
+    assert res["ok"] is True, res
+    assert res["payload"]["channel"] == "webchat" and res["payload"]["runId"] == "w1"
+    for _ in range(50):  # bounded: ticks and presence may come first
+        frame = watcher.recv(timeout=10)
+        if frame.get("event") == "chat":
+            break
+    else:
+        raise AssertionError("no chat event")
+    payload = frame["payload"]
+    assert payload["state"] == "final"
+    assert payload["message"]["content"] == [{"type": "text", "text": "a note"}]
+    assert payload["message"]["id"] == res["payload"]["messageId"]
+    history = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
+    assert [(m["role"], m.get("channel")) for m in history] == [("assistant", "webchat")]
+    assert api.count_calls("sendMessage") == 0  # webchat never touches Telegram
+    blank = op.call(
+        "send", {"channel": "webchat", "to": " ", "message": "x", "idempotencyKey": "w2"}
+    )
+    assert blank["ok"] is False and blank["error"]["code"] == "UNAVAILABLE"
+    assert "session key" in blank["error"]["message"]

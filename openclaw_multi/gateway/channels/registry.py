@@ -54,7 +54,7 @@ class ChannelRegistry:
         self._sends: OrderedDict[str, asyncio.Future[dict[str, Any]]] = OrderedDict()
 
     def add(self, channel: Channel) -> None:
-        """Register a channel built elsewhere (webchat lives with the chat methods)."""
+        """Register a channel built elsewhere."""
         self.channels[channel.name] = channel
 
     def methods(self) -> dict[str, Method]:
