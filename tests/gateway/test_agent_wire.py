@@ -8,8 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from agent_helpers import AgentCall, answer_invoke, next_event, node, operator, start_profile
+from agent_helpers import (
+    NODE_CLIENT,
+    TOKEN,
+    AgentCall,
+    answer_invoke,
+    next_event,
+    node,
+    operator,
+    start_profile,
+)
 from conftest import GatewayProcess
+from device_key import Key
 
 pytestmark = pytest.mark.e2e
 
@@ -183,5 +193,36 @@ def test_offline_tool_events_and_an_undeclared_command(gw: GatewayProcess) -> No
     assert (
         bad.final["payload"]["result"]["payloads"][0]["text"] == "The params must be a JSON object."
     )
+    op.close()
+    nd.close()
+
+
+def test_offline_backend_names_a_node_awaiting_approval(gw: GatewayProcess) -> None:
+    """A connected node whose surface is not approved is named as such, never invoked."""
+    key = Key()
+    nd, res = key.connect(
+        gw.port,
+        auth={"token": TOKEN},
+        role="node",
+        scopes=[],
+        client=dict(NODE_CLIENT),
+        commands=["test.echo"],
+    )
+    assert res["ok"] is True, res
+    op = operator(gw.port)
+    listed = AgentCall(op, {"message": "/nodes", "idempotencyKey": "l"})
+    assert listed.final["payload"]["result"]["payloads"][0]["text"] == (
+        f"Connected nodes:\n- Build box ({key.device_id[:12]}): awaiting operator approval"
+    )
+    call = AgentCall(op, {"message": '/node "Build box" test.echo', "idempotencyKey": "p"})
+    text = call.final["payload"]["result"]["payloads"][0]["text"]
+    assert text.startswith("test.echo on Build box failed: UNAVAILABLE: ")
+    assert "awaiting operator approval" in text and "openclaw nodes approve" in text
+    # nothing was sent to the node: its next frame is the answer to its own request
+    req_id = nd.request("node.event", {"event": "ping", "payloadJSON": "{}"})
+    seen = []
+    while (frame := nd.recv(10))["type"] != "res" or frame["id"] != req_id:
+        seen.append(frame.get("event"))
+    assert "node.invoke.request" not in seen
     op.close()
     nd.close()

@@ -2,10 +2,13 @@
 
 It understands two direct tool requests and otherwise answers plainly:
 
-- ``/nodes``: the connected, approved nodes and their commands;
+- ``/nodes``: the connected, approved nodes and their commands, then any connected node
+  whose surface still awaits an operator's approval;
 - ``/node <node> <command> [json]``: run a node command (node by id, display name, quoted
   if it has spaces, or a unique id prefix of 6+ characters; params a JSON object) and
-  report its result.
+  report its result. A node awaiting approval is found too, so the answer is the gateway's
+  own refusal ("awaiting operator approval ... openclaw nodes approve <id>"), not "no such
+  node"; nothing is sent to it.
 
 Anything else gets a short plain answer saying what it is and what it can do. Replies are
 streamed in pieces so clients see the same deltas a model would give.
@@ -61,12 +64,14 @@ def _split_node_ref(args: str) -> tuple[str, str]:
 
 
 def _list_nodes(tools: ToolBox) -> str:
-    if not tools.nodes:
+    if not tools.nodes and not tools.unapproved:
         return "No nodes are connected."
     lines = ["Connected nodes:"]
     for node in tools.nodes:
         commands = ", ".join(node.commands) or "(no commands)"
         lines.append(f"- {node.name} ({node.node_id[:12]}): {commands}")
+    for node in tools.unapproved:
+        lines.append(f"- {node.name} ({node.node_id[:12]}): awaiting operator approval")
     return "\n".join(lines)
 
 

@@ -91,6 +91,9 @@ class ToolBox:
         self._session_key = session_key
         self._timeout_ms = timeout_ms
         self.nodes = _approved_nodes(nodes)
+        # Connected but no approved surface yet: never offered as tools, but a direct
+        # request naming one goes to invoke(), whose refusal says it awaits approval.
+        self.unapproved = _unapproved_nodes(nodes)
         self.tools = _name_tools(self.nodes)
         self._by_name = {tool.name: tool for tool in self.tools}
 
@@ -99,17 +102,12 @@ class ToolBox:
         return self._by_name.get(name)
 
     def find_node(self, ref: str) -> NodeInfo | None:
-        """A node by id, display name (any case) or a unique id prefix of 6+ characters."""
-        ref = ref.strip()
-        lowered = ref.lower()
-        for node in self.nodes:
-            if node.node_id == ref or node.name.lower() == lowered:
-                return node
-        if len(ref) >= 6:
-            matches = [n for n in self.nodes if n.node_id.startswith(ref)]
-            if len(matches) == 1:
-                return matches[0]
-        return None
+        """A node by id, display name (any case) or a unique id prefix of 6+ characters.
+
+        Approved nodes first; then connected nodes still awaiting approval, so that a
+        request naming one is refused for that reason rather than "no such node".
+        """
+        return _match(self.nodes, ref) or _match(self.unapproved, ref)
 
     async def call(self, node_id: str, command: str, params: Any) -> tuple[bool, Any]:
         """Invoke ``command`` on the node: ``(True, payload)`` or ``(False, {code, message})``."""
@@ -129,6 +127,30 @@ class ToolBox:
                 error["nodeError"] = node_error
             return False, error
         return True, result.get("payload")
+
+
+def _match(nodes: list[NodeInfo], ref: str) -> NodeInfo | None:
+    ref = ref.strip()
+    lowered = ref.lower()
+    for node in nodes:
+        if node.node_id == ref or node.name.lower() == lowered:
+            return node
+    if len(ref) >= 6:
+        matches = [n for n in nodes if n.node_id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def _unapproved_nodes(nodes: NodeRegistry) -> list[NodeInfo]:
+    found = []
+    for node_id, conn in nodes.connected.items():
+        if conn.params is None or nodes.pairing.approved(node_id) is not None:
+            continue
+        name = conn.params.client.display_name or node_id[:12]
+        found.append(NodeInfo(node_id, name, ()))
+    found.sort(key=lambda n: (n.name.lower(), n.node_id))
+    return found
 
 
 def _approved_nodes(nodes: NodeRegistry) -> list[NodeInfo]:
