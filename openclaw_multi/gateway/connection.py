@@ -31,6 +31,12 @@ from ..protocol.frames import (
     request_decoder,
 )
 from ..protocol.handshake import Accepted, Phase, Rejected, evaluate_connect
+from ..protocol.origin import (
+    ORIGIN_NOT_ALLOWED_CODE,
+    ORIGIN_NOT_ALLOWED_MESSAGE,
+    check_browser_origin,
+    is_browser_client,
+)
 from ..protocol.proxy import ProxyUser
 from .binding import ip_is_loopback
 from .methods import MethodError
@@ -56,6 +62,7 @@ class Connection:
         "ip",
         "mode",
         "nonce",
+        "origin",
         "params",
         "peer",
         "phase",
@@ -69,12 +76,19 @@ class Connection:
     )
 
     def __init__(
-        self, gateway: Gateway, peer: WsPeer, ip: str, proxy_user: ProxyUser | None = None
+        self,
+        gateway: Gateway,
+        peer: WsPeer,
+        ip: str,
+        proxy_user: ProxyUser | None = None,
+        *,
+        origin: tuple[str | None, str | None] = (None, None),
     ) -> None:
         self.gateway = gateway
         self.peer = peer
         self.ip = ip
         self.proxy_user = proxy_user  # who a trusted proxy vouched for on the upgrade
+        self.origin = origin  # the upgrade's (Origin, Host) headers, for browser clients
         self.conn_id = os.urandom(16).hex()  # opaque; cheaper than a uuid4 per connect
         self.nonce = ""  # this socket's connect.challenge nonce, which a device signs
         self.device_id: str | None = None
@@ -170,6 +184,31 @@ class Connection:
             )
             return
         gateway = self.gateway
+        if is_browser_client(params.client.id, params.client.mode):
+            # Before any credential is looked at, as the reference does (protocol/origin.py).
+            reason = check_browser_origin(
+                self.origin[0],
+                self.origin[1],
+                local=ip_is_loopback(self.ip) and self.proxy_user is None,
+                allowed=gateway.settings.config.gateway.control_ui.allowed_origins,
+            )
+            if reason is not None:
+                _LOG.warning(
+                    "refused a browser connect from %s: %s (origin %r)",
+                    self.ip,
+                    reason,
+                    self.origin[0],
+                )
+                self._reject(
+                    error_response(
+                        request.id,
+                        codes.INVALID_REQUEST,
+                        ORIGIN_NOT_ALLOWED_MESSAGE,
+                        details={"code": ORIGIN_NOT_ALLOWED_CODE, "reason": reason},
+                    ),
+                    codes.CLOSE_POLICY_VIOLATION,
+                )
+                return
         decision = evaluate_connect(
             params,
             gateway.settings.auth,

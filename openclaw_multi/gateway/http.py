@@ -1,9 +1,9 @@
-"""The HTTP side of the gateway port: probes, the status page, and the WebSocket hand-off.
+"""The HTTP side of the gateway port: probes, the Control UI's files, and the WebSocket hand-off.
 
 Every connection starts here. We read one request head (bounded in size and time); a GET
 carrying ``Upgrade: websocket`` is handed to :mod:`.ws`, anything else gets a small HTTP/1.1
-answer and the connection is closed. Keeping HTTP this small is deliberate: probes and one
-page are all this port serves besides the WebSocket.
+answer and the connection is closed. Keeping HTTP this small is deliberate: probes and the
+Control UI's static files (:mod:`.page`) are all this port serves besides the WebSocket.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 import msgspec
 
+from . import page
 from .ws import take_over
 
 if TYPE_CHECKING:
@@ -35,15 +36,15 @@ _JSON_HEADERS: Final = (
     b"X-Content-Type-Options: nosniff\r\n"
     b"Referrer-Policy: no-referrer\r\n"
 )
-_HTML_HEADERS: Final = (
-    b"Content-Type: text/html; charset=utf-8\r\n"
+# The Control UI's files: nothing may frame them, run inline or foreign code, or leak the URL.
+_UI_HEADERS: Final = (
     b"Cache-Control: no-store\r\n"
     b"X-Content-Type-Options: nosniff\r\n"
     b"Referrer-Policy: no-referrer\r\n"
     b"X-Frame-Options: DENY\r\n"
-    b"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
-    b"connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-    b"frame-ancestors 'none'\r\n"
+    b"Cross-Origin-Opener-Policy: same-origin\r\n"
+    b"Cross-Origin-Resource-Policy: same-origin\r\n"
+    b"Content-Security-Policy: " + page.CONTENT_SECURITY_POLICY.encode() + b"\r\n"
 )
 _json = msgspec.json.Encoder()
 
@@ -138,7 +139,7 @@ class HttpFront(asyncio.Protocol):
 
     def _answer(self, head: RequestHead) -> None:
         head_only = head.method == "HEAD"
-        if head.path in PROBE_PATHS or head.path in ("/", "/index.html"):
+        if head.path in PROBE_PATHS or head.path in page.ASSETS:
             if head.method not in ("GET", "HEAD"):
                 self._reply(
                     405,
@@ -151,7 +152,11 @@ class HttpFront(asyncio.Protocol):
                 status, payload = self._gateway.probe(head.path)
                 self._reply(status, _JSON_HEADERS, _json.encode(payload), head_only)
             else:
-                self._reply(200, _HTML_HEADERS, self._gateway.page(), head_only)
+                found = page.asset(head.path)
+                assert found is not None
+                body, kind = found
+                headers = b"Content-Type: " + kind.encode() + b"\r\n" + _UI_HEADERS
+                self._reply(200, headers, body, head_only)
             return
         self._reply(404, _JSON_HEADERS, b'{"error":"not found"}', head_only)
 

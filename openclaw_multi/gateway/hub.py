@@ -33,7 +33,7 @@ from ..protocol.device import DeviceAccepted
 from ..protocol.frames import StateVersion, encoder
 from ..protocol.handshake import Accepted, Phase
 from ..protocol.proxy import identify_proxy_user
-from . import chat, device, devices, nodes, page
+from . import chat, device, devices, nodes
 from .channels.registry import ChannelRegistry
 from .channels.webchat import WebchatChannel
 from .connection import Connection
@@ -87,7 +87,6 @@ class Gateway:
         self._health_checks: dict[str, Any] = {}
         self._last_tick_ms = int(self.started_at * 1000)
         self._heartbeat: msgspec.Raw = self._encode_heartbeat()
-        self._page: bytes | None = None
         self.max_frame_size = settings.max_payload
         self.methods: dict[str, Method] = {
             "health": Method(self._health_method, None, HealthParams),
@@ -173,7 +172,12 @@ class Gateway:
                     ip,
                     verdict.reason,
                 )
-        return WsPeer(lambda ws: Connection(self, ws, ip, proxy_user), limits.PRE_CONNECT_MAX_FRAME)
+        # The browser Origin rule (protocol/origin.py) needs these once connect names the client.
+        origin = (headers.get("origin"), headers.get("host")) if headers else (None, None)
+        return WsPeer(
+            lambda ws: Connection(self, ws, ip, proxy_user, origin=origin),
+            limits.PRE_CONNECT_MAX_FRAME,
+        )
 
     def socket_opened(self, conn: Connection) -> None:
         self.sockets.add(conn)
@@ -401,16 +405,6 @@ class Gateway:
             "version": self.settings.version,
             "uptimeMs": self.uptime_ms,
         }
-
-    def page(self) -> bytes:
-        if self._page is None:
-            self._page = page.render(
-                profile=self.settings.paths.display_name,
-                port=self.port,
-                version=self.settings.version,
-                state_dir=str(self.settings.paths.state_dir),
-            )
-        return self._page
 
     # -- core methods ------------------------------------------------------------------------------
     def _health_method(self, conn: Connection, params: HealthParams) -> msgspec.Raw:

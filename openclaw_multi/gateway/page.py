@@ -1,32 +1,35 @@
-"""The small status page served at ``/``: which profile, port and version answered."""
+"""The Control UI's static files, served at ``/`` of the gateway port.
+
+The page holds no data: it connects back to this port's WebSocket with the gateway token (kept
+in the tab's sessionStorage) and learns identity, health, presence, nodes and chat there. The
+files are package data (``gateway/ui/``), read once on first request and kept in memory.
+"""
 
 from __future__ import annotations
 
-import html
+from functools import cache
+from importlib import resources
+from typing import Final
+
+# URL path -> (file in ui/, Content-Type)
+ASSETS: Final = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/control.js": ("control.js", "text/javascript; charset=utf-8"),
+    "/control.css": ("control.css", "text/css; charset=utf-8"),
+}
+
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
-def render(*, profile: str, port: int, version: str, state_dir: str) -> bytes:
-    """A self-contained page (no scripts, no external assets) naming this gateway."""
-    esc = html.escape
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>OpenClaw gateway · {esc(profile)}</title>
-<style>
-body{{font:16px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:40rem;padding:0 1rem;
-color:#1b1b1b}}
-h1{{font-size:1.4rem}} dl{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}}
-dt{{font-weight:600}} code{{background:#f2f2f2;padding:0 .25rem;border-radius:3px}}
-</style></head>
-<body><main>
-<h1>OpenClaw gateway</h1>
-<dl>
-<dt>Profile</dt><dd id="profile">{esc(profile)}</dd>
-<dt>Port</dt><dd id="port">{port}</dd>
-<dt>Version</dt><dd id="version">openclaw-multi {esc(version)}</dd>
-<dt>State dir</dt><dd><code>{esc(state_dir)}</code></dd>
-</dl>
-<p>Probes: <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
-<a href="/startupz">/startupz</a>. Clients connect with WebSocket on this same port.</p>
-</main></body></html>
-""".encode()
+@cache
+def asset(path: str) -> tuple[bytes, str] | None:
+    """The bytes and Content-Type of the UI file served at ``path``; None if there is none."""
+    entry = ASSETS.get(path)
+    if entry is None:
+        return None
+    name, kind = entry
+    return resources.files(__package__).joinpath("ui", name).read_bytes(), kind

@@ -109,6 +109,13 @@ class GatewayNodes(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     pairing: GatewayNodesPairing = msgspec.field(default_factory=GatewayNodesPairing)
 
 
+class GatewayControlUi(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``gateway.controlUi``: which browser origins may connect as a Control UI or web chat."""
+
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    """Origins (``scheme://host[:port]``, or ``"*"``) allowed besides the gateway's own host."""
+
+
 class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """``gateway``: port, bind, auth, mode and TLS of a profile's gateway.
 
@@ -126,6 +133,7 @@ class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
     limits: GatewayLimits = msgspec.field(default_factory=GatewayLimits)
     nodes: GatewayNodes = msgspec.field(default_factory=GatewayNodes)
+    control_ui: GatewayControlUi = msgspec.field(default_factory=GatewayControlUi)
 
 
 AgentBackend = Literal["offline", "openai"]

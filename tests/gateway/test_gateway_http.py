@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GatewayProcess
@@ -65,13 +67,54 @@ def test_other_methods_on_probe_paths_are_405(gateway: GatewayProcess, method: s
     assert status == 405 and headers["allow"] == "GET, HEAD"
 
 
-def test_page_names_profile_port_and_version(gateway: GatewayProcess) -> None:
-    status, headers, body = get(gateway.port, "/")
-    assert status == 200 and headers["content-type"].startswith("text/html")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+UI = Path(__file__).resolve().parents[2] / "openclaw_multi" / "gateway" / "ui"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/", "text/html"),
+        ("/index.html", "text/html"),
+        ("/control.js", "text/javascript"),
+        ("/control.css", "text/css"),
+    ],
+)
+def test_control_ui_files_with_strict_headers(
+    gateway: GatewayProcess, path: str, kind: str
+) -> None:
+    status, headers, body = get(gateway.port, path)
+    assert status == 200 and headers["content-type"].startswith(kind) and body
+    assert headers["content-security-policy"] == CSP
     assert headers["x-frame-options"] == "DENY"
-    assert "default-src 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-store"
+    status, headers, head_body = get(gateway.port, path, method="HEAD")
+    assert status == 200 and head_body == b"" and int(headers["content-length"]) == len(body)
+    status, headers, _ = get(gateway.port, path, method="POST")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+
+
+def test_page_holds_no_data_before_login(gateway: GatewayProcess) -> None:
+    """Identity comes over the authenticated WebSocket, never in the page itself."""
+    _, _, body = get(gateway.port, "/")
     text = body.decode()
-    assert ">work<" in text and f">{gateway.port}<" in text and "openclaw-multi" in text
+    assert str(gateway.port) not in text and str(gateway.state_dir) not in text
+    assert '<script src="/control.js" defer></script>' in text
+    assert "<style" not in text and " style=" not in text and "onclick" not in text
+
+
+def test_ui_files_load_nothing_from_elsewhere() -> None:
+    files = sorted(UI.iterdir())
+    assert [f.name for f in files] == ["control.css", "control.js", "index.html"]
+    for asset in files:
+        text = asset.read_text()
+        assert "https://" not in text and "http://" not in text, asset
+        assert "localStorage." not in text and "document.cookie" not in text, asset
 
 
 def test_unknown_path_is_404_and_garbage_is_400(gateway: GatewayProcess) -> None:
@@ -82,3 +125,68 @@ def test_unknown_path_is_404_and_garbage_is_400(gateway: GatewayProcess) -> None
 def test_oversized_head_is_431(gateway: GatewayProcess) -> None:
     big = b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n"
     assert http(gateway.port, big)[0] == 431
+
+
+def _browser_connect(port: int, origin: str | None, client: dict[str, str]) -> dict[str, Any]:
+    """Connect as a browser client with ``origin``; the connect response and close code."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(
+        f"ws://127.0.0.1:{port}/",
+        origin=origin,  # type: ignore[arg-type]
+        proxy=None,
+        open_timeout=5,
+        close_timeout=5,
+        compression=None,
+    ) as ws:
+        json.loads(ws.recv(timeout=5))  # connect.challenge
+        params = {
+            "minProtocol": 4,
+            "maxProtocol": 4,
+            "client": client,
+            "role": "operator",
+            "scopes": ["operator.read"],
+        }
+        ws.send(json.dumps({"type": "req", "id": "1", "method": "connect", "params": params}))
+        res: dict[str, Any] = json.loads(ws.recv(timeout=5))
+        try:
+            ws.recv(timeout=5)
+        except ConnectionClosed as closed:
+            res["closeCode"] = closed.rcvd.code if closed.rcvd else None
+        return res
+
+
+CONTROL_UI = {
+    "id": "openclaw-control-ui",
+    "version": "control-ui",
+    "platform": "web",
+    "mode": "webchat",
+}
+
+
+def test_browser_clients_need_an_allowed_origin(gateway: GatewayProcess) -> None:
+    port = gateway.port
+    own = f"http://127.0.0.1:{port}"
+    assert _browser_connect(port, own, CONTROL_UI)["ok"] is True
+    for origin in ("https://evil.example", None):
+        res = _browser_connect(port, origin, CONTROL_UI)
+        assert res["ok"] is False and res["closeCode"] == 1008
+        assert res["error"]["code"] == "INVALID_REQUEST"
+        assert res["error"]["message"].startswith("origin not allowed")
+        assert res["error"]["details"]["code"] == "CONTROL_UI_ORIGIN_NOT_ALLOWED"
+    webchat = {"id": "webchat-ui", "version": "1", "platform": "web", "mode": "ui"}
+    assert _browser_connect(port, "https://evil.example", webchat)["ok"] is False
+    # Clients that are not browsers are not judged by Origin (as the reference).
+    cli = {"id": "cli", "version": "1", "platform": "linux", "mode": "cli"}
+    assert _browser_connect(port, "https://evil.example", cli)["ok"] is True
+
+
+def test_allowed_origins_config(home: Path, gateway_factory: Any) -> None:
+    state = home / ".openclaw-web"
+    state.mkdir()
+    config = {"gateway": {"controlUi": {"allowedOrigins": ["https://ops.example"]}}}
+    (state / "openclaw.json").write_text(json.dumps(config))
+    gw = gateway_factory("web")
+    assert _browser_connect(gw.port, "https://ops.example", CONTROL_UI)["ok"] is True
+    assert _browser_connect(gw.port, "https://other.example", CONTROL_UI)["ok"] is False
