@@ -129,6 +129,30 @@ class TunnelList(_Request, frozen=True, tag="tunnel-list"):
     """Report every defined tunnel."""
 
 
+class NodeStart(_Request, frozen=True, tag="node-start"):
+    """Define (or update) the node host of profile ``name`` and start it.
+
+    Answered once the host is up (its status file names its pid), not once it has reached
+    its gateway: a host keeps retrying that itself. Without ``url`` the node must already be
+    defined. Secrets never travel here: the CLI stores a token in the profile first.
+    """
+
+    name: str
+    url: str | None = None
+    display_name: str | None = None
+
+
+class NodeStop(_Request, frozen=True, tag="node-stop"):
+    """Stop node host ``name`` (desired-down); with ``remove`` also forget its definition."""
+
+    name: str
+    remove: bool = False
+
+
+class NodeList(_Request, frozen=True, tag="node-list"):
+    """Report every defined node host."""
+
+
 ControlRequest = (
     Start
     | Stop
@@ -140,6 +164,9 @@ ControlRequest = (
     | TunnelStart
     | TunnelStop
     | TunnelList
+    | NodeStart
+    | NodeStop
+    | NodeList
 )
 
 
@@ -210,14 +237,49 @@ class TunnelStatus(msgspec.Struct, frozen=True):
     log_path: str | None = None
 
 
+class NodeHostStatus(msgspec.Struct, frozen=True, rename="camel"):
+    """One supervised node host (``openclaw node status --json``).
+
+    Attributes:
+        name: The profile it runs as.
+        state: A :class:`~openclaw_multi.supervisor.states.ProcessState` name.
+        desired: Whether it should run.
+        url: The gateway it joins.
+        display_name: ``--name``, if given.
+        pid: The node host process, if one exists.
+        connected: Its link to the gateway is up (None: unknown, e.g. not running).
+        node_id: Its node id (device id), once it has run.
+        started_at: Unix seconds when the current process started.
+        restarts: Restarts the supervisor has made.
+        last_exit: The last exit status (negative: killed by that signal).
+        last_error: One line: the host's own words or the supervisor's.
+        log_path: The host's log (``<state>/logs/node.log``).
+    """
+
+    name: str
+    state: str
+    desired: bool
+    url: str
+    display_name: str | None = None
+    pid: int | None = None
+    connected: bool | None = None
+    node_id: str | None = None
+    started_at: float | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    last_error: str | None = None
+    log_path: str | None = None
+
+
 class ControlReply(msgspec.Struct, frozen=True):
-    """The one reply to a request: ``ok`` with the affected profiles (or tunnels), or a
-    one-line error."""
+    """The one reply to a request: ``ok`` with the affected profiles (or tunnels, or node
+    hosts), or a one-line error."""
 
     ok: bool
     error: str | None = None
     profiles: list[ProfileStatus] = []
     tunnels: list[TunnelStatus] = []
+    nodes: list[NodeHostStatus] = []
 
 
 _ENCODER: Final = msgspec.json.Encoder()

@@ -36,6 +36,9 @@ from openclaw_multi.profiles.paths import resolve_paths
 from openclaw_multi.protocol.control import (
     ControlReply,
     ControlRequest,
+    NodeList,
+    NodeStart,
+    NodeStop,
     Ping,
     ProfileStatus,
     Reset,
@@ -52,6 +55,7 @@ from openclaw_multi.protocol.control import (
 from .control_server import ControlServer
 from .desired import load_desired, save_desired
 from .home import SupervisorPaths
+from .node_hosts import NodeHosts
 from .options import SupervisorOptions
 from .readiness import NotifyMessage, NotifySocket
 from .states import ProcessState
@@ -109,6 +113,13 @@ class Supervisor:
             probe_timeout=options.probe_timeout,
             base_env=self._env,
         )
+        self._nodes = NodeHosts(
+            paths.directory,
+            paths.home,
+            policy=options.policy,
+            probe_timeout=options.probe_timeout,
+            base_env=self._env,
+        )
         self._notify = NotifySocket(paths.notify_path, self._on_notify)
         self._control = ControlServer(paths.socket_path, self._handle, self._after_reply)
         self._exit = asyncio.Event()
@@ -136,6 +147,7 @@ class Supervisor:
             unit.try_adopt()
         self._persist()
         self._tunnels.load()  # and adopts the ssh processes still running
+        self._nodes.load()  # and adopts the node hosts still running
         await self._control.start()
         self._write_identity()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -143,6 +155,7 @@ class Supervisor:
         for unit in self._units.values():
             unit.launch()
         self._tunnels.launch()
+        self._nodes.launch()
         _LOG.info(
             "supervisor pid %d ready: %d profile(s), socket %s",
             os.getpid(),
@@ -185,6 +198,7 @@ class Supervisor:
             asyncio.gather(
                 *(u.close(stop_process=stop) for u in self._units.values()),
                 self._tunnels.close(stop_process=stop),
+                self._nodes.close(stop_process=stop),
             )
         )
         force: asyncio.Future[Any] = asyncio.ensure_future(self._force.wait())
@@ -203,6 +217,7 @@ class Supervisor:
         await asyncio.gather(
             *(u.close(stop_process=True) for u in self._units.values()),
             self._tunnels.close(stop_process=True),
+            self._nodes.close(stop_process=True),
         )
 
     # --- units ---------------------------------------------------------------------------
@@ -292,9 +307,12 @@ class Supervisor:
                 ok=True,
                 profiles=[u.status() for u in self._known()],
                 tunnels=self._tunnels.statuses(),
+                nodes=self._nodes.statuses(),
             )
         if isinstance(request, TunnelList):
             return await self._tunnels.handle(request)
+        if isinstance(request, NodeList):
+            return await self._nodes.handle(request)
         if isinstance(request, Shutdown):
             self._closing = True
             self._control.stop_listening()
@@ -317,6 +335,8 @@ class Supervisor:
             return await self._each(units, lambda u: u.restart())
         if isinstance(request, TunnelStart | TunnelStop):
             return await self._tunnels.handle(request)
+        if isinstance(request, NodeStart | NodeStop):
+            return await self._nodes.handle(request)
         return ControlReply(ok=False, error=f"unsupported request {type(request).__name__}")
 
     def _targets(

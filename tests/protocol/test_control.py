@@ -127,6 +127,7 @@ def test_error_reply_round_trip() -> None:
         "error": "profile work is already stopping",
         "profiles": [],
         "tunnels": [],
+        "nodes": [],
     }
 
 

@@ -416,7 +416,13 @@ def test_a_peer_with_another_uid_is_refused(sup: Harness) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, answer
     reply = json.loads(answer)
-    assert reply == {"ok": False, "error": "permission denied", "profiles": [], "tunnels": []}
+    assert reply == {
+        "ok": False,
+        "error": "permission denied",
+        "profiles": [],
+        "tunnels": [],
+        "nodes": [],
+    }
     assert sup.client.is_running()
 
 

@@ -8,7 +8,10 @@
   the CLI's own key so a node is never confused with the operator using the same profile;
 * ``nodehost.lock``: one node host per profile (two with one key would keep replacing each
   other on the gateway);
-* ``logs/node.log``: what the host did (rotated 10 MiB x 5, 0600).
+* ``logs/node.log``: what the host did (rotated 10 MiB x 5, 0600);
+* ``nodehost.status.json``: its link right now (status.py), removed when it stops;
+* ``nodehost-token`` (0600, optional): the gateway token ``openclaw node start`` stored for
+  a supervised host (``node run --url`` reads it when no other credential is given).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from .commands import Invocation, NodeSettings, build_registry
 from .host import InvokeRequest, NodeHost, NodeLink
 from .logs import setup_node_logging
 from .rules import canonical_roots
+from .status import STATUS_FILE, write_status
 
 __all__ = [
     "NODE_AUTH_FILE",
     "NODE_IDENTITY_FILE",
+    "TOKEN_FILE",
     "NodeHostOptions",
     "node_settings",
     "run_node_host",
@@ -44,6 +49,8 @@ __all__ = [
 NODE_IDENTITY_FILE: Final = "node-device.json"
 NODE_AUTH_FILE: Final = "node-device-auth.json"
 LOCK_FILE: Final = "nodehost.lock"
+TOKEN_FILE: Final = "nodehost-token"
+"""A stored gateway token for ``--url`` (written by ``openclaw node start``, 0600)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,17 @@ def run_node_host(paths: ProfilePaths, options: NodeHostOptions) -> int:
         def invocation(request: InvokeRequest) -> Invocation:
             return Invocation(request.id, request.command, request.timeout_ms, settings)
 
+        status_path = paths.state_dir / STATUS_FILE
+
+        def on_link(connected: bool, error: str | None) -> None:
+            write_status(
+                status_path,
+                url=options.url,
+                node_id=identity.device_id,
+                connected=connected,
+                error=error,
+            )
+
         async def main() -> None:
             host = NodeHost(
                 link,
@@ -155,7 +173,9 @@ def run_node_host(paths: ProfilePaths, options: NodeHostOptions) -> int:
                 invocation,
                 display_name=settings.display_name,
                 path_env=settings.path_env,
+                on_link=on_link,
             )
+            on_link(False, None)  # up, not yet connected
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, host.stop)  # handlers only record; run() acts
@@ -168,5 +188,7 @@ def run_node_host(paths: ProfilePaths, options: NodeHostOptions) -> int:
 
         runtime.run(main())
     finally:
+        with contextlib.suppress(OSError):
+            (paths.state_dir / STATUS_FILE).unlink()  # not running any more
         lock.release()
     return 0

@@ -96,8 +96,20 @@ class NodeHost:
         *,
         display_name: str,
         path_env: str,
+        on_link: Callable[[bool, str | None], None] | None = None,
     ) -> None:
+        """Set up a host; nothing runs until :meth:`run`.
+
+        Args:
+            link: Where and as whom to connect.
+            registry: The commands served.
+            invocation: Makes the :class:`Invocation` handed to a command.
+            display_name: ``client.displayName``.
+            path_env: ``pathEnv``.
+            on_link: Told ``(connected, last error)`` whenever the link changes.
+        """
         self.link = link
+        self._on_link = on_link
         self.registry = registry
         self._invocation = invocation
         self.display_name = display_name
@@ -167,6 +179,7 @@ class NodeHost:
         self.connects += 1
         self._last_failure = ""
         LOG.info("connected to gateway at %s as node %s", link.url, link.identity.device_id)
+        self._tell(True, None)
         return client
 
     def _note_failure(self, text: str) -> None:
@@ -174,6 +187,11 @@ class NodeHost:
         if text != self._last_failure:
             LOG.warning("%s (retrying)", text)
             self._last_failure = text
+            self._tell(False, text)
+
+    def _tell(self, connected: bool, error: str | None) -> None:
+        if self._on_link is not None:
+            self._on_link(connected, error)
 
     # -- serving ---------------------------------------------------------------------------
     async def _serve(self, client: GatewayClient) -> None:
@@ -203,6 +221,7 @@ class NodeHost:
                 await client.close()  # at once if the link is already down
                 reason = client.close_reason or "link lost"
                 LOG.warning("disconnected from gateway at %s (%s)", self.link.url, reason)
+                self._tell(False, f"disconnected ({reason})")
 
     async def _watch_ticks(self, loop: asyncio.AbstractEventLoop, idle_s: float) -> None:
         """Return when nothing (not even a ``tick``) came for ``idle_s`` seconds."""

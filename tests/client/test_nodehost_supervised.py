@@ -1,0 +1,194 @@
+"""``openclaw node start|stop|status``: a node host run and restarted by the supervisor.
+
+A gateway runs in its own home (so the supervisor never adopts it); the supervisor and the
+node host's profile share a short home. Only processes we started are signalled, by pid.
+Cleanup: Shutdown(stop_gateways) to the supervisor, then anything tracked still alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import clean_env, start_gateway, wait_until
+from test_nodehost_live import TOKEN, connected_node, invoke, ok_payload, operator
+
+from openclaw_multi.client.control import SupervisorClient, supervisor_dir
+from openclaw_multi.errors import SupervisorError
+from openclaw_multi.profiles.lock import process_start_time
+from openclaw_multi.protocol.control import Shutdown
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "openclaw_multi.cli.main"]
+POLICY = {
+    "OPENCLAW_SUPERVISOR_BACKOFF_INITIAL": "0.1",
+    "OPENCLAW_SUPERVISOR_BACKOFF_MAX": "0.4",
+    "OPENCLAW_SUPERVISOR_READY_TIMEOUT": "20",
+    "OPENCLAW_SUPERVISOR_STOP_TIMEOUT": "5",
+    "OPENCLAW_SUPERVISOR_PROBE_INTERVAL": "0.3",
+}
+
+
+def alive(pid: int, start: int | None) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return fields[0] != "Z" and (start is None or int(fields[19]) == start)
+
+
+class Harness:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = clean_env(home, **POLICY)
+        self.client = SupervisorClient(home, env=self.env)
+        self.pids: dict[int, int | None] = {}
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*CLI, *args], env=env or self.env, capture_output=True, text=True, timeout=90
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        result = self.run("node", "status", "--json")
+        rows = json.loads(result.stdout)
+        for row in rows:
+            self.track(row["pid"])
+        return {row["name"]: row for row in rows}
+
+    def track(self, pid: int | None) -> None:
+        if pid is not None and pid not in self.pids:
+            self.pids[pid] = process_start_time(pid)
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            data = json.loads((supervisor_dir(self.home) / "supervisor.json").read_text())
+            self.track(int(data["pid"]))
+        with contextlib.suppress(SupervisorError):
+            if self.client.is_running():
+                self.client.request(Shutdown(stop_gateways=True), timeout=20, autostart=False)
+        for pid, start in self.pids.items():
+            if alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def sv() -> Iterator[Harness]:
+    home = Path(tempfile.mkdtemp(prefix="ocn-"))  # short: unix socket paths <= 107 bytes
+    harness = Harness(home)
+    try:
+        yield harness
+    finally:
+        harness.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_supervised_node_host(sv: Harness, tmp_path: Path) -> None:
+    gw_home = tmp_path / "gwhome"
+    gw_home.mkdir()
+    state = gw_home / ".openclaw-gw"
+    state.mkdir()
+    (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
+    gw = start_gateway(
+        gw_home, "gw", env_extra={"OPENCLAW_PROFILE": "gw", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
+    )
+    try:
+        node_state = sv.home / ".openclaw-laptop"
+        node_state.mkdir()
+        (node_state / "openclaw.json").write_text(json.dumps({"nodeHost": {"displayName": "sup"}}))
+        token_file = tmp_path / "token"
+        token_file.write_text(TOKEN)
+
+        refused = sv.run("node", "start", "laptop")
+        assert refused.returncode == 1 and "no node host laptop yet" in refused.stderr
+        bad = sv.run("node", "start", "laptop", "--url", "http://x/")
+        assert bad.returncode == 2 and "invalid --url" in bad.stderr
+
+        started = sv.run(
+            "node", "start", "laptop", "--url", gw.url, "--token-file", str(token_file)
+        )
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("laptop: running (pid ")
+        row = sv.nodes()["laptop"]
+        assert row["state"] == "RUNNING" and row["desired"] is True and row["url"] == gw.url
+        first_pid = row["pid"]
+
+        # the token is stored in the profile, 0600, and appears in no argv or definition
+        stored = node_state / "nodehost-token"
+        assert stored.read_text().strip() == TOKEN and (stored.stat().st_mode & 0o777) == 0o600
+        argv = Path(f"/proc/{first_pid}/cmdline").read_bytes().decode()
+        assert TOKEN not in argv and "--profile\0laptop\0node\0run" in argv
+        assert TOKEN not in (supervisor_dir(sv.home) / "nodes.json").read_text()
+
+        op = operator(gw.port)
+        entry = connected_node(op, _Proc(first_pid), timeout=30)
+        assert ok_payload(invoke(op, entry["nodeId"], "system.info"))["pid"] == first_pid
+        wait_until(lambda: sv.nodes()["laptop"]["connected"] is True, 20, "connected")
+        assert sv.run("node", "status").returncode == 0
+
+        os.kill(first_pid, signal.SIGKILL)  # the supervisor brings it back
+
+        def restarted() -> dict[str, Any] | None:
+            now = sv.nodes()["laptop"]
+            ok = now["pid"] not in (None, first_pid) and now["connected"] is True
+            return now if ok else None
+
+        again = wait_until(restarted, 40, "a restarted, reconnected node host")
+        assert again["restarts"] >= 1  # type: ignore[index]
+        assert ok_payload(invoke(op, entry["nodeId"], "system.info"))["pid"] == again["pid"]  # type: ignore[index]
+        op.close()
+
+        stopped = sv.run("node", "stop", "laptop")
+        assert stopped.returncode == 0 and stopped.stdout.startswith("laptop: stopped")
+        row = sv.nodes()["laptop"]
+        assert row["state"] == "STOPPED" and row["pid"] is None and row["desired"] is False
+        assert not alive(again["pid"], None)  # type: ignore[index]
+        down = sv.run("node", "status")
+        assert down.returncode == 0 and "STOPPED" in down.stdout
+
+        removed = sv.run("node", "stop", "laptop", "--remove")
+        assert removed.returncode == 0 and sv.nodes() == {}
+        unknown = sv.run("node", "stop", "laptop")
+        assert unknown.returncode == 1 and "no node host laptop" in unknown.stderr
+    finally:
+        gw.stop()
+
+
+def test_supervised_config_error_is_final(sv: Harness) -> None:
+    node_state = sv.home / ".openclaw-broken"
+    node_state.mkdir()
+    (node_state / "openclaw.json").write_text(json.dumps({"nodeHost": {"fsRoots": "nope"}}))
+    res = sv.run("node", "start", "broken", "--url", "ws://127.0.0.1:9/", "--token", "x")
+    assert res.returncode == 1, res
+    assert "node broken:" in res.stderr and "fsRoots" in res.stderr
+    row = sv.nodes()["broken"]
+    assert row["state"] == "FATAL" and row["lastExit"] == 78
+
+
+class _Proc:
+    """What connected_node needs of a node: a process that is still running."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = self
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if alive(self.pid, None) else 1
+
+    def output(self) -> str:
+        return ""
