@@ -73,6 +73,7 @@ def _register() -> None:
         devices_cmds,
         doctor_cmds,
         gateway_cmds,
+        node_cmds,
         nodes_cmds,
         profiles_cmds,
         remote_cmds,
@@ -97,6 +98,7 @@ def _register() -> None:
     cli.add_command(security_cmds.security)
     cli.add_command(tunnel_cmds.tunnel)
     cli.add_command(nodes_cmds.nodes)
+    cli.add_command(node_cmds.node)
     cli.add_command(dashboard_cmds.dashboard)
 
 
