@@ -442,3 +442,27 @@ def test_silent_gateway_is_dropped_and_rejoined(
     wait_until(lambda: node.log().count("connected to gateway at") >= 2, 40, "a reconnect")
     assert connected_node(op, node)["nodeId"] == node_id
     op.close()
+
+
+def test_without_url_joins_the_profiles_own_gateway(gw: GatewayProcess, home: Path) -> None:
+    env = clean_env(
+        home,
+        OPENCLAW_PROFILE="gw",
+        OPENCLAW_GATEWAY_TOKEN=TOKEN,
+        OPENCLAW_GATEWAY_PORT=str(gw.port),
+    )
+    out = home / "own.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([*CLI, "node", "run"], env=env, stdout=sink, stderr=sink)
+    node = Node(proc, out, gw.state_dir)
+    try:
+        op = operator(gw.port)
+        entry = connected_node(op, node)
+        assert entry["commands"] == ["system.info", "system.notify", "system.which"]
+        assert ok_payload(invoke(op, entry["nodeId"], "system.info"))["pid"] == proc.pid
+        op.close()
+        assert node.stop() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
