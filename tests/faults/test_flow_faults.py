@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import GatewayProcess, wait_until
 from e2e.flow import (
     BOT_TOKEN,
     CHAT,
@@ -77,6 +77,13 @@ def channel(op: Wire) -> dict[str, Any]:
     return dict(res["payload"]["channels"]["telegram"])
 
 
+def assert_serving(gw: GatewayProcess, op: Wire) -> None:
+    """The gateway process runs, answers, and never printed a traceback."""
+    assert gw.proc.poll() is None
+    assert op.call("health")["ok"] is True
+    assert "Traceback" not in gw.output(), gw.output()
+
+
 def settled(api: BotApiDouble, op: Wire, inbound: int) -> bool:
     """Every update confirmed (offset past it), handled, and no reply still being sent."""
     health = channel(op)
@@ -104,8 +111,7 @@ def test_node_killed_mid_call_ends_the_run_with_an_error_reply(
     assert error_reply.startswith(f"system.run on {NODE_NAME} failed: UNAVAILABLE: DISCONNECTED")
 
     # the gateway keeps serving: its operators, its channel, its agent
-    assert gw.proc.poll() is None
-    assert op.call("health")["ok"] is True
+    assert_serving(gw, op)
     assert say(api, "/nodes") == "No nodes are connected."
     messages = history(op)
     assert [(m["role"], text_of(m)) for m in messages] == [
@@ -137,7 +143,7 @@ def test_node_timeouts_end_the_run_not_the_gateway(stack: Stack, api: BotApiDoub
     finally:
         node.proc.send_signal(signal.SIGCONT)
     assert frozen == f"{SORRY}AGENT_TIMEOUT: agent run timed out after 2s", frozen
-    assert gw.proc.poll() is None
+    assert_serving(gw, op)
 
     # thawed, the same node answers the next request; the late answer changed nothing
     assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
@@ -172,7 +178,7 @@ def test_bot_api_500_and_429_lose_and_double_nothing(stack: Stack, api: BotApiDo
     messages = history(op)
     assert [text_of(m) for m in messages if m["role"] == "user"] == said
     assert len(messages) == 6 and all(m.get("stopReason") != "error" for m in messages)
-    assert gw.proc.poll() is None
+    assert_serving(gw, op)
 
 
 def test_model_endpoint_failures_are_error_replies_and_the_message_is_kept(
@@ -218,7 +224,7 @@ def test_model_endpoint_failures_are_error_replies_and_the_message_is_kept(
     assert run.last["state"] == "error" and "503" in run.last["errorMessage"]
     user, error = history(op, "webchat:faults")
     assert text_of(user) == "hello?" and error["stopReason"] == "error"
-    assert gw.proc.poll() is None
+    assert_serving(gw, op)
 
 
 def test_gateway_restart_keeps_every_message_and_the_flow_resumes(
@@ -244,7 +250,7 @@ def test_gateway_restart_keeps_every_message_and_the_flow_resumes(
     assert gw.stop() == 0
     api.push(CHAT, "while you were away")  # Telegram keeps it until a gateway asks
 
-    stack.start_gateway()
+    gw = stack.start_gateway()
     op = stack.operator()
     assert node_entry(op, node, approve=False, timeout=40)["nodeId"] == node_id
     wait_until(lambda: len(api.sent_to(CHAT)) >= 2, 20, "the reply to the waiting message")
@@ -264,3 +270,30 @@ def test_gateway_restart_keeps_every_message_and_the_flow_resumes(
         "while you were away",
         ASK_INFO,
     ]
+    assert_serving(gw, op)
+
+
+def test_gateway_crash_mid_run_keeps_what_was_stored(stack: Stack, api: BotApiDouble) -> None:
+    stack.configure(telegram_url=api.url)
+    gw = stack.start_gateway()
+    node = stack.start_node()
+    op = stack.operator()
+    node_entry(op, node, approve=True)
+    first = say(api, ASK_INFO)
+    api.push(CHAT, SLEEP_30)
+    wait_until(
+        lambda: [p for p in node.children() if p.name() == "sleep"], 15, "the run on the node"
+    )
+    stored = history(op)
+    assert [text_of(m) for m in stored] == [ASK_INFO, first, SLEEP_30]
+    gw.proc.kill()  # SIGKILL: no drain, nothing flushed on the way out
+    gw.proc.wait(timeout=10)
+
+    gw = stack.start_gateway()
+    op = stack.operator()
+    assert history(op) == stored  # committed rows survive the crash, nothing half-written
+    node_entry(op, node, approve=False, timeout=40)
+    assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
+    assert [text_of(m) for m in history(op)][:3] == [ASK_INFO, first, SLEEP_30]
+    assert len(history(op)) == 5
+    assert_serving(gw, op)
