@@ -83,24 +83,41 @@
   }
   const cell = (v) => (v === null || v === undefined ? '–' : String(v));
 
-  function sparkline(points, index) {
+  // One <svg><polyline> per cell, made once; each snapshot only moves its points.
+  function sparkline() {
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('class', 'spark');
     svg.setAttribute('width', '80');
     svg.setAttribute('height', '20');
     svg.setAttribute('viewBox', '0 0 80 20');
     svg.setAttribute('aria-hidden', 'true');
+    return svg;
+  }
+
+  function plot(svg, points, index) {
     const values = (points || []).map((p) => p[index]).filter((v) => v !== null && v !== undefined);
-    if (values.length > 1) {
-      const lo = Math.min(...values), hi = Math.max(...values);
-      const span = hi - lo || 1;
-      const step = 80 / (values.length - 1);
-      const line = document.createElementNS(SVG, 'polyline');
-      line.setAttribute('points', values.map((v, i) =>
-        (i * step).toFixed(1) + ',' + (18 - ((v - lo) / span) * 16).toFixed(1)).join(' '));
+    let line = svg.firstChild;
+    if (values.length < 2) {
+      if (line) line.remove();
+      return;
+    }
+    if (!line) {
+      line = document.createElementNS(SVG, 'polyline');
       svg.appendChild(line);
     }
-    return svg;
+    const lo = Math.min(...values), hi = Math.max(...values);
+    const span = hi - lo || 1;
+    const step = 80 / (values.length - 1);
+    line.setAttribute('points', values.map((v, i) =>
+      (i * step).toFixed(1) + ',' + (18 - ((v - lo) / span) * 16).toFixed(1)).join(' '));
+  }
+
+  // A value followed by its sparkline, both kept for updates.
+  function metricCell(td) {
+    const value = document.createElement('span');
+    const svg = sparkline();
+    td.append(value, svg);
+    return { value, svg };
   }
 
   // -- rows ----------------------------------------------------------------------------------
@@ -125,6 +142,8 @@
       cells[title] = td;
       tr.appendChild(td);
     });
+    const latency = metricCell(cells.Latency);
+    const rss = metricCell(cells.RSS);
     cells.Profile.className = 'name';
     cells.Profile.textContent = name;
     for (const k of ['Port', 'Restarts', 'Clients', 'Uptime']) cells[k].classList.add('num');
@@ -152,7 +171,7 @@
     pre.setAttribute('aria-label', 'Last lines of the log of ' + name);
     td.appendChild(pre);
     logs.appendChild(td);
-    return { tr, logs, pre, cells, buttons };
+    return { tr, logs, pre, cells, buttons, latency, rss };
   }
 
   function dropRow(name) {
@@ -165,11 +184,13 @@
   }
 
   function pill(td, text, cls) {
-    td.textContent = '';
-    const span = document.createElement('span');
+    let span = td.firstChild;
+    if (!span) {
+      span = document.createElement('span');
+      td.appendChild(span);
+    }
     span.className = 'pill ' + cls;
     span.textContent = text;
-    td.appendChild(span);
   }
 
   function updateButtons(name, data) {
@@ -200,13 +221,13 @@
       pill(c.State, data.state.toLowerCase(), 's-' + data.state);
       pill(c.Health, data.health, 'h-' + data.health);
       const points = snap.history[data.name];
-      c.Latency.textContent = latency(data.latencyMs);
-      c.Latency.appendChild(sparkline(points, 1));
+      r.latency.value.textContent = latency(data.latencyMs);
+      plot(r.latency.svg, points, 1);
       c.Port.textContent = cell(data.port);
       c.Uptime.textContent = duration(data.uptimeS);
       c.Restarts.textContent = cell(data.restarts);
-      c.RSS.textContent = mib(data.rssBytes);
-      c.RSS.appendChild(sparkline(points, 2));
+      r.rss.value.textContent = mib(data.rssBytes);
+      plot(r.rss.svg, points, 2);
       c.Clients.textContent = cell(data.clients);
       c.Profile.title = data.lastError || data.stateDir;
       updateButtons(data.name, data);

@@ -151,6 +151,10 @@
     text('id-conn', payload.server && payload.server.connId);
     renderPresence(snap.presence || []);
     if (snap.health) renderHealth(snap.health);
+    const every = payload.policy && payload.policy.tickIntervalMs;
+    if (every && $('h-tick').textContent === '–') {
+      $('h-tick').textContent = 'none yet (every ' + Math.round(every / 1000) + ' s)';
+    }
     $('chat-send').disabled = !methods.has('chat.send');
     $('chat-note').textContent = methods.has('chat.send') ? '' : 'This gateway has no chat yet.';
     try {
