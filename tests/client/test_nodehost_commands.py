@@ -210,6 +210,22 @@ def process_gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def test_system_run_ends_a_background_child_holding_the_output(tmp_path: Path) -> None:
+    # the program exits at once; what it left running keeps the output open until the
+    # timeout, which then ends it too
+    s = settings(tmp_path, run_timeout_ms=500)
+    marker = tmp_path / "bg.pid"
+    code = (
+        "import subprocess, sys;"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"open({str(marker)!r}, 'w').write(str(p.pid)); print('started')"
+    )
+    result = run(s, {"command": [sys.executable, "-c", code]})
+    assert result["exitCode"] == 124 and result["timedOut"] is True
+    assert result["stdout"] == "started\n"
+    wait_until(lambda: process_gone(int(marker.read_text())), 10, "the background child to end")
+
+
 def test_system_run_refusals(tmp_path: Path) -> None:
     s = settings(tmp_path)
     for params, message in [

@@ -4,7 +4,9 @@ The argv is executed as given (no shell, so no expansion or chaining), with ``ar
 replaced by the path the allowlist resolved (:func:`~.rules.resolve_program`). The child gets
 its own session and process group, stdin from ``/dev/null``, and the node host's environment
 minus its secrets. On timeout (or when the gateway cancels the invoke) the whole group is
-killed; a timeout answers exit code 124 with ``timedOut: true``, as the reference does. Each
+killed; a timeout answers exit code 124 with ``timedOut: true``, as the reference does.
+A run ends when its output closes: a background child still holding it keeps the run going
+until the timeout, which then kills it with the rest of the group. Each
 of stdout and stderr keeps its first ``outputCapBytes`` bytes (``truncated`` says if more
 was dropped); the pipes are drained to the end so a chatty child never blocks on them.
 """
@@ -132,7 +134,7 @@ async def system_run(params: dict[str, Any], inv: Invocation) -> Any:
     readers = asyncio.gather(_drain(proc.stdout, out), _drain(proc.stderr, err))
     try:
         async with asyncio.timeout(timeout_ms / 1000):
-            await readers
+            await asyncio.shield(readers)  # on timeout the reading goes on (see _stop)
             code = await proc.wait()
     except TimeoutError:
         return await _stop(
@@ -148,14 +150,25 @@ async def system_run(params: dict[str, Any], inv: Invocation) -> Any:
 
 
 async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any], result: Any) -> Any:
-    """Kill the child's group (its leader not yet reaped, so the group id is still its own)."""
-    if proc.returncode is None:
-        _kill_group(proc.pid)
+    """Kill the child's process group, then reap it and stop reading.
+
+    Safe even when the leader has exited: the output is still open, so members of its group
+    remain, and the kernel does not reuse a group id that still has members.
+    """
+    _kill_group(proc.pid)
     with contextlib.suppress(TimeoutError, ProcessLookupError):
         async with asyncio.timeout(_REAP_S):
             await proc.wait()
-    # A grandchild that left the group may still hold a pipe: stop reading regardless.
-    readers.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await readers
+    # The kill closes the output of everything in the group: read to its end (bounded).
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_REAP_S):
+            await asyncio.shield(readers)
+    if not readers.done():
+        # A grandchild that left the group still holds a pipe: stop reading, close ours.
+        readers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await readers
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
     return result
