@@ -17,8 +17,8 @@ from openclaw_multi.dashboard.auth import Gatekeeper
 from openclaw_multi.dashboard.model import Board
 from openclaw_multi.dashboard.server import DashboardServer, check_loopback
 from openclaw_multi.errors import UsageError
-from tests.browser.harness import Dashboard, start_dashboard
-from tests.conftest import clean_env
+from tests.browser.harness import URL_LINE, Dashboard, start_dashboard
+from tests.conftest import clean_env, wait_until
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -58,7 +58,12 @@ def dash(home: Path) -> Iterator[Dashboard]:
     logs = home / ".openclaw-alpha" / "logs"
     logs.mkdir()
     (logs / "gateway.log").write_text("".join(f"line {i}\n" for i in range(100)))
-    started = start_dashboard(home, clean_env(home), "--interval", "0.3")
+    # beta is handed to systemd: the dashboard must not drive it behind systemd's back.
+    units = home / "units"
+    units.mkdir()
+    (units / "openclaw-gateway-beta.service").write_text("[Service]\n")
+    env = clean_env(home, OPENCLAW_SYSTEMD_DIR=str(units))
+    started = start_dashboard(home, env, "--interval", "0.3")
     try:
         yield started
     finally:
@@ -144,6 +149,10 @@ def test_actions_need_the_csrf_token(dash: Dashboard) -> None:
     assert call(dash, "POST", "/api/action", action, foreign)[0] == 403
     status, _, body = call(dash, "POST", "/api/action", {"profile": "ghost", "op": "stop"}, ok)
     assert status == 404 and b"ghost" in body
+    status, _, body = call(dash, "POST", "/api/action", {"profile": "beta", "op": "start"}, ok)
+    assert status == 409 and json.loads(body)["error"] == (
+        "beta is run by systemd: use `openclaw profiles start beta`"
+    )
     status, _, body = call(dash, "POST", "/api/action", {"profile": "alpha", "op": "nuke"}, ok)
     assert status == 400 and b"nuke" in body
     assert call(dash, "POST", "/api/action", {"profile": "alpha"}, ok)[0] == 400
@@ -232,6 +241,36 @@ def test_loopback_only(home: Path) -> None:
             DashboardServer(Board(home), Gatekeeper(), host=host)
     check_loopback("127.0.0.1")
     check_loopback("::1")
+
+
+def test_cli_opens_the_browser_with_a_one_time_code(home: Path, tmp_path: Path) -> None:
+    """The browser gets a one-time code (spent on first use), never the printed secret."""
+    seen = tmp_path / "opened.txt"
+    fake = tmp_path / "fake-browser"
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {seen}\n')
+    fake.chmod(0o755)
+    env = clean_env(home, BROWSER=str(fake))
+    output = home / "dashboard.out"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openclaw_multi.cli.main", "dashboard"],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        opened = wait_until(lambda: seen.exists() and seen.read_text(), 20.0, "the browser")
+        match = URL_LINE.search(output.read_text())
+        assert match is not None
+        dash = Dashboard(proc, match.group(1), int(match.group(2)), match.group(3), output)
+        assert isinstance(opened, str) and opened.startswith(dash.url + "#code=")
+        assert dash.secret not in opened
+        code = opened.split("#code=", 1)[1]
+        status, headers, _ = call(dash, "POST", "/api/login", {"code": code})
+        assert status == 200 and "set-cookie" in headers
+        assert call(dash, "POST", "/api/login", {"code": code})[0] == 401
+    finally:
+        Dashboard(proc, "", 0, "", output).stop()
 
 
 def test_cli_port_in_use_and_bad_port(home: Path) -> None:
