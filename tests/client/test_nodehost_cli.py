@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -93,3 +94,31 @@ def test_one_host_per_profile_and_clean_stop_while_retrying(home: Path) -> None:
         if first.poll() is None:
             first.kill()
         first.wait(timeout=10)
+
+
+def test_sigterm_while_a_connect_hangs(home: Path) -> None:
+    # a port that accepts TCP but never answers the WebSocket upgrade (connect timeout 10 s)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}/"
+        proc = subprocess.Popen(
+            [*CLI, "--profile", "laptop", "node", "run", "--url", url, "--token", "x"],
+            env=clean_env(home),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        conn = None
+        try:
+            status = home / ".openclaw-laptop" / "nodehost.status.json"
+            wait_until(status.exists, 20, "the host to be up")
+            conn, _ = silent.accept()  # its connect is in flight now
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=8) == 0  # not held until the 10 s connect timeout
+            assert not status.exists()  # removed on the way out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            if conn is not None:
+                conn.close()

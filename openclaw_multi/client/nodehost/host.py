@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import msgspec
 
-from ...errors import GatewayCallFailed, GatewayError
+from ...errors import GatewayCallFailed, GatewayError, OpenClawError
 from ...protocol.frames import IncomingEvent
 from ..gateway import GatewayClient
 from ..identity import DeviceAuthStore, DeviceIdentity
@@ -134,13 +134,14 @@ class NodeHost:
             ", ".join(self.registry.commands),
         )
         while not self.stopping.is_set():
-            client = await self._connect()
+            client = await self._connect_unless_stopped()
             if client is not None:
                 started = time.monotonic()
-                attempt = 0
                 await self._serve(client)
                 if self.stopping.is_set():
                     break
+                # A link that held resets the backoff; one dropped at once keeps growing it,
+                # so a gateway that accepts and then closes is not hammered.
                 if time.monotonic() - started >= STABLE_LINK_S:
                     attempt = 0
             delay = backoff_delay(attempt)
@@ -150,6 +151,19 @@ class NodeHost:
                     await self.stopping.wait()
 
     # -- connecting ------------------------------------------------------------------------
+    async def _connect_unless_stopped(self) -> GatewayClient | None:
+        """:meth:`_connect`, abandoned at once when a stop is asked for (SIGTERM mid-connect)."""
+        connecting = asyncio.create_task(self._connect())
+        stopping = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            return None
+        return connecting.result()
+
     async def _connect(self) -> GatewayClient | None:
         link = self.link
         try:
@@ -173,7 +187,7 @@ class NodeHost:
         except GatewayCallFailed as err:
             self._note_failure(_describe_refusal(err))
             return None
-        except GatewayError as err:
+        except OpenClawError as err:  # unreachable, TLS, a device token that cannot be saved
             self._note_failure(str(err))
             return None
         self.connects += 1
