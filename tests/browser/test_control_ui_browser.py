@@ -19,6 +19,13 @@ pytestmark = pytest.mark.e2e
 TOKEN = "ui-t0ken-" + uuid.uuid4().hex
 WAIT_MS = 20_000
 AUTH_KEY = "openclaw.controlUi.auth"
+NODE_CLIENT = {
+    "id": "node-host",
+    "version": "2026.9.6",
+    "platform": "linux",
+    "mode": "node",
+    "displayName": "Build box",
+}
 # Ticks every 0.5 s so the page's "last tick" shows one without a long wait.
 GATEWAY_CONFIG = {"gateway": {"auth": {"mode": "token"}, "limits": {"tickIntervalMs": 500}}}
 
@@ -159,13 +166,7 @@ def test_approve_a_pending_node(browser: Any, gw: GatewayProcess) -> None:
         auth={"token": TOKEN},
         role="node",
         scopes=[],
-        client={
-            "id": "node-host",
-            "version": "2026.9.6",
-            "platform": "linux",
-            "mode": "node",
-            "displayName": "Build box",
-        },
+        client=dict(NODE_CLIENT),
         caps=["system"],
         commands=["system.which"],
     )
@@ -187,5 +188,57 @@ def test_approve_a_pending_node(browser: Any, gw: GatewayProcess) -> None:
         op.close()
         assert listed["pending"] == []
         assert [n["nodeId"] for n in listed["paired"]] == [key.device_id]
+
+        # A second node is rejected from the page: nothing of it is approved.
+        spare = Key()
+        spare_wire, res = spare.connect(
+            gw.port,
+            auth={"token": TOKEN},
+            role="node",
+            scopes=[],
+            client={**NODE_CLIENT, "displayName": "Spare box"},
+            caps=["system"],
+            commands=["system.which"],
+        )
+        assert res["ok"] is True, res
+        expect(pending).to_have_count(1, timeout=WAIT_MS)
+        page.get_by_role("button", name="Reject Spare box").click()
+        expect(pending).to_have_count(0, timeout=WAIT_MS)
+        expect(page.locator("#pairing-note")).to_have_text("Spare box rejected")
+        op = Wire(gw.port)
+        op.hello(auth={"token": TOKEN})
+        listed = op.call("node.pair.list")["payload"]
+        op.close()
+        spare_wire.close()
+        assert listed["pending"] == []
+        assert [n["nodeId"] for n in listed["paired"]] == [key.device_id]
     finally:
         node_wire.close()
+
+
+def test_password_login_and_reconnect_after_restart(
+    browser: Any, home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    from playwright.sync_api import expect
+
+    state = home / ".openclaw-pw"
+    state.mkdir()
+    config = {"gateway": {"auth": {"mode": "password"}}}
+    (state / "openclaw.json").write_text(json.dumps(config))
+    env = {"OPENCLAW_PROFILE": "pw", "OPENCLAW_GATEWAY_PASSWORD": TOKEN}
+    gw = gateway_factory("pw", env_extra=env)
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{gw.port}/")
+    page.get_by_label("Password", exact=True).check()
+    page.get_by_label("Gateway token or password").fill(TOKEN)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.locator("#conn-state")).to_have_text("connected", timeout=WAIT_MS)
+    expect(page.locator("#id-auth")).to_have_text("password")
+    first_conn = page.locator("#id-conn").inner_text()
+
+    # The gateway goes away and comes back on the same port: the page reconnects by itself.
+    assert gw.stop() == 0
+    expect(page.locator("#conn-state")).to_have_text("reconnecting…", timeout=WAIT_MS)
+    gateway_factory("pw", port=gw.port, env_extra=env)
+    expect(page.locator("#conn-state")).to_have_text("connected", timeout=30_000)
+    expect(page.locator("#id-conn")).not_to_have_text(first_conn)

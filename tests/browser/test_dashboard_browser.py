@@ -99,6 +99,13 @@ def test_dashboard_in_chromium(browser: Any, dash: Dashboard, sup: Harness) -> N
     expect(alpha).to_have_attribute("data-state", "RUNNING", timeout=WAIT_MS)
     assert sup.status("alpha").state == "RUNNING"
 
+    # Restart beta: a new gateway process, RUNNING again.
+    old_pid = sup.status("beta").pid
+    page.get_by_role("button", name="Restart beta").click()
+    expect(page.locator("#notice")).to_contain_text("beta: restart done", timeout=WAIT_MS)
+    expect(beta).to_have_attribute("data-state", "RUNNING", timeout=WAIT_MS)
+    assert sup.status("beta").pid not in (None, old_pid)
+
     # The log tail of a profile.
     logs = page.get_by_role("button", name="Show the log of beta")
     logs.click()
