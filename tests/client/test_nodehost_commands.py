@@ -166,7 +166,7 @@ def test_system_run_results(tmp_path: Path) -> None:
     assert run(s, {"command": ["echo", "a b"]})["stdout"] == "a b\n"
     code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
     killed = run(s, {"command": [sys.executable, "-c", code]})
-    assert killed["exitCode"] == 128 + 15 and killed["signal"] == "SIGTERM"
+    assert killed["exitCode"] is None and killed["error"] == "killed by signal SIGTERM"
     assert killed["success"] is False and killed["timedOut"] is False
     both = run(
         s,
@@ -178,7 +178,11 @@ def test_system_run_results(tmp_path: Path) -> None:
             ]
         },
     )
-    assert both["stdout"] == "o" * 64 and both["stderr"] == "e" * 64 and both["truncated"] is True
+    # the reference's marker goes to stderr when it has text, else to stdout
+    assert both["stdout"] == "o" * 64 and both["stderr"] == "e" * 64 + "\n... (truncated)"
+    only_out = run(s, {"command": [sys.executable, "-c", "print('o' * 100)"]})
+    assert only_out["stdout"] == "o" * 64 + "\n... (truncated)" and only_out["stderr"] == ""
+    assert set(only_out) == {"exitCode", "timedOut", "success", "stdout", "stderr", "error"}
     where = run(
         s,
         {"command": [sys.executable, "-c", "import os; print(os.getcwd())"], "cwd": str(tmp_path)},

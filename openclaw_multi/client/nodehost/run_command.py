@@ -7,8 +7,10 @@ minus its secrets. On timeout (or when the gateway cancels the invoke) the whole
 killed; a timeout answers exit code 124 with ``timedOut: true``, as the reference does.
 A run ends when its output closes: a background child still holding it keeps the run going
 until the timeout, which then kills it with the rest of the group. Each
-of stdout and stderr keeps its first ``outputCapBytes`` bytes (``truncated`` says if more
-was dropped); the pipes are drained to the end so a chatty child never blocks on them.
+of stdout and stderr keeps its first ``outputCapBytes`` bytes; when more was dropped,
+``... (truncated)`` is appended on its own line (to stderr if it has text, else to stdout),
+as the reference node host does. The pipes are drained to the end so a chatty child never
+blocks on them. The payload has exactly the reference's keys.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Final
 from .commands import CommandError, Invocation
 from .rules import CappedBuffer, ProgramRefused, child_environment, resolve_program
 
-__all__ = ["TIMEOUT_EXIT_CODE", "system_run"]
+__all__ = ["TIMEOUT_EXIT_CODE", "TRUNCATED", "system_run"]
 
 TIMEOUT_EXIT_CODE: Final = 124
 _READ_CHUNK: Final = 65_536
@@ -75,6 +77,9 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+TRUNCATED: Final = "... (truncated)"
+
+
 def _result(
     exit_code: int | None,
     *,
@@ -83,21 +88,27 @@ def _result(
     err: CappedBuffer,
     error: str | None = None,
 ) -> dict[str, Any]:
+    stdout, stderr = out.text(), err.text()
+    if out.truncated or err.truncated:
+        if stderr.strip():
+            stderr = f"{stderr}\n{TRUNCATED}"
+        else:
+            stdout = f"{stdout}\n{TRUNCATED}"
     return {
         "exitCode": exit_code,
         "timedOut": timed_out,
         "success": exit_code == 0 and not timed_out and error is None,
-        "stdout": out.text(),
-        "stderr": err.text(),
+        "stdout": stdout,
+        "stderr": stderr,
         "error": error,
-        "truncated": out.truncated or err.truncated,
     }
 
 
 async def system_run(params: dict[str, Any], inv: Invocation) -> Any:
     """``system.run`` {command:[argv], cwd?, timeoutMs?}.
 
-    Returns ``{exitCode, timedOut, success, stdout, stderr, error, truncated}``.
+    Returns ``{exitCode, timedOut, success, stdout, stderr, error}`` (``exitCode`` null and
+    ``error`` ``killed by signal <NAME>`` when a signal ended it).
 
     Raises:
         CommandError: INVALID_REQUEST for a bad argv, cwd or timeout (or an ``env``, which
@@ -143,10 +154,10 @@ async def system_run(params: dict[str, Any], inv: Invocation) -> Any:
     except asyncio.CancelledError:  # the gateway cancelled the invoke (or the link went)
         await _stop(proc, readers, None)
         raise
-    result = _result(code if code >= 0 else 128 - code, timed_out=False, out=out, err=err)
     if code < 0:
-        result["signal"] = signal.Signals(-code).name
-    return result
+        killed = f"killed by signal {signal.Signals(-code).name}"
+        return _result(None, timed_out=False, out=out, err=err, error=killed)
+    return _result(code, timed_out=False, out=out, err=err)
 
 
 async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any], result: Any) -> Any:
