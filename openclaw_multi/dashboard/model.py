@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -23,11 +24,12 @@ import msgspec
 from openclaw_multi.client.control import SupervisorClient
 from openclaw_multi.client.listing import ProfileRow, collect_rows, rows_to_builtins
 from openclaw_multi.client.logtail import last_lines
-from openclaw_multi.errors import SupervisorError, UsageError
+from openclaw_multi.errors import OpenClawError, SupervisorError, UsageError
 from openclaw_multi.profiles.names import parse_profile_name
 from openclaw_multi.profiles.paths import resolve_paths
 from openclaw_multi.protocol.control import ControlRequest, Restart, Start, Status, Stop
 
+_LOG = logging.getLogger("openclaw.dashboard")
 HISTORY_POINTS: Final = 60
 PROBE_TIMEOUT_S: Final = 1.0
 STATUS_TIMEOUT_S: Final = 2.0
@@ -60,6 +62,7 @@ class Board:
         self.rows: list[ProfileRow] = []
         self.history: dict[str, deque[tuple[int, float | None, int | None]]] = {}
         self.version = 0
+        self.failures = 0
         self.encoded = b'{"rows":[],"history":{},"supervisorRunning":false,"version":0}'
         self._changed = asyncio.Event()
         self._poke = asyncio.Event()
@@ -104,7 +107,12 @@ class Board:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.interval)
             self._poke.clear()
-            await self.refresh()
+            try:
+                await self.refresh()
+            except (OpenClawError, OSError) as err:
+                # Keep serving the last snapshot; the next round may well succeed.
+                self.failures += 1
+                _LOG.warning("dashboard: refresh failed: %s", err)
 
     async def wait_newer(self, version: int, timeout: float) -> bool:
         """Wait until a snapshot newer than ``version`` exists; False on timeout."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -304,3 +305,38 @@ def test_cli_port_in_use_and_bad_port(home: Path) -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "70000" in done.stderr
+
+
+def test_a_failed_refresh_keeps_the_last_snapshot(home: Path) -> None:
+    """One failing round (home unreadable for a moment) neither stops the loop nor blanks rows."""
+    import asyncio
+
+    state = home / ".openclaw-alpha"
+    state.mkdir()
+    (state / "openclaw.json").write_text("{}")
+    board = Board(home, env=clean_env(home), interval=0.01)
+    real = board._collect
+    calls = {"n": 0}
+
+    def flaky() -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(5, "Input/output error")
+        return real()
+
+    board._collect = flaky  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await board.refresh()
+        first = board.version
+        loop = asyncio.create_task(board.run())
+        try:
+            async with asyncio.timeout(10):
+                while board.version < first + 2:
+                    await board.wait_newer(board.version, 1.0)
+        finally:
+            loop.cancel()
+        assert board.failures == 1
+        assert [row.name for row in board.rows] == ["alpha"]
+
+    asyncio.run(scenario())
