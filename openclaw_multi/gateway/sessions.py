@@ -1,8 +1,13 @@
 """Sessions and their messages, kept in one SQLite file per profile (docs/agent.md).
 
-``<state>/sessions.sqlite3`` (0600) holds two tables: ``sessions`` (one row per canonical
-session key, protocol/chat.py) and ``messages`` (every user message, assistant reply and
-error, in arrival order). The gateway is the one writer: WAL mode, ``synchronous=NORMAL``
+``<state>/sessions.sqlite3`` (0600) holds three tables: ``sessions`` (one row per canonical
+session key, protocol/chat.py), ``messages`` (every user message, assistant reply and
+error, in arrival order) and ``inbox`` (messages accepted but whose run has not started:
+they wait behind another run of their session). A user message is written to the inbox
+when it is accepted, before anyone is told it was (a ``chat.send`` answer, Telegram's
+offset moving past it), and moved to ``messages`` in one transaction when its run starts;
+one left there by a crash is moved on the next open, followed by an ``aborted`` entry, so
+an accepted message is never lost. The gateway is the one writer: WAL mode, ``synchronous=NORMAL``
 (a commit survives a gateway crash; only an OS crash may lose the last few), each append one
 short transaction done inline on the loop thread: measured ~0.2 ms per append (two per run)
 and ~1.2 ms for a 200-message history on the shared 2-core box; a thread hop would cost
@@ -50,7 +55,18 @@ CREATE TABLE IF NOT EXISTS messages (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session_key, id);
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    session_key TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    channel TEXT,
+    sender TEXT
+);
 """
+UNANSWERED = "aborted (the gateway stopped before this message was answered)"
 
 
 class SessionStoreError(OpenClawError):
@@ -75,7 +91,7 @@ class SessionStore:
         """
         path = state_dir / FILE_NAME
         try:
-            return cls(_connect(path), path)
+            store = cls(_connect(path), path)
         except sqlite3.DatabaseError as err:
             aside = path.with_name(f"{FILE_NAME}.corrupt-{int(time.time() * 1000)}")
             _LOG.warning(
@@ -95,12 +111,66 @@ class SessionStore:
                 raise SessionStoreError(f"cannot open session store {path}: {again}") from None
         except OSError as err:
             raise SessionStoreError(f"cannot open session store {path}: {err}") from None
+        store.recover_inbox()
+        return store
 
     def close(self) -> None:
         """Close the file (pending WAL content is checkpointed by SQLite)."""
         self._db.close()
 
     # -- writes ----------------------------------------------------------------------------
+    def accept(
+        self,
+        run_id: str,
+        session_key: str,
+        text: str,
+        *,
+        agent_id: str = "main",
+        channel: str | None = None,
+        sender: str | None = None,
+    ) -> None:
+        """Keep an accepted user message until its run stores it (:meth:`append` with role
+        ``user`` and the same ``run_id`` takes it out). A second call for a run is a no-op.
+
+        Raises:
+            SessionStoreError: The write failed.
+        """
+        now = int(time.time() * 1000)
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO inbox (run_id, session_key, agent_id, text, ts,"
+                    " channel, sender) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, session_key, agent_id, text, now, channel, sender),
+                )
+        except sqlite3.Error as err:
+            raise SessionStoreError(f"cannot store message in {self.path}: {err}") from None
+
+    def recover_inbox(self) -> int:
+        """Move messages a crash left in the inbox to their sessions (each followed by an
+        ``aborted`` entry); how many. A failure is logged: they stay for the next open."""
+        try:
+            rows = self._db.execute(
+                "SELECT run_id, session_key, agent_id, text, ts, channel, sender"
+                " FROM inbox ORDER BY seq"
+            ).fetchall()
+            for run_id, session_key, agent_id, text, ts, channel, sender in rows:
+                common = {"agent_id": agent_id, "run_id": run_id, "channel": channel}
+                self.append(session_key, "user", text, sender=sender, ts=ts, **common)
+                self.append(
+                    session_key, "assistant", "", stop_reason="aborted", error=UNANSWERED, **common
+                )
+        except (sqlite3.Error, SessionStoreError) as err:
+            _LOG.error("session store %s: unanswered messages not recovered: %s", self.path, err)
+            return 0
+        if rows:
+            _LOG.warning(
+                "session store: %d message(s) accepted before the gateway stopped were never"
+                " answered; they are in their sessions, marked aborted",
+                len(rows),
+            )
+        return len(rows)
+
     def append(
         self,
         session_key: str,
@@ -113,15 +183,19 @@ class SessionStore:
         sender: str | None = None,
         stop_reason: str | None = None,
         error: str | None = None,
+        ts: int | None = None,
     ) -> dict[str, Any]:
-        """Store one message (creating its session) and return it in wire form.
+        """Store one message (creating its session) and return it in wire form; a user
+        message leaves the inbox in the same transaction.
 
         Raises:
             SessionStoreError: The write failed; nothing was stored.
         """
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if ts is None else ts
         try:
-            with self._db:  # one transaction: the session row and the message together
+            with self._db:  # one transaction: the session row, the message, the inbox
+                if role == "user" and run_id:
+                    self._db.execute("DELETE FROM inbox WHERE run_id = ?", (run_id,))
                 self._db.execute(
                     "INSERT INTO sessions (key, session_id, agent_id, channel, created_at,"
                     " updated_at, message_count) VALUES (?, ?, ?, ?, ?, ?, 1)"

@@ -84,10 +84,11 @@ def assert_serving(gw: GatewayProcess, op: Wire) -> None:
     assert "Traceback" not in gw.output(), gw.output()
 
 
-def settled(api: BotApiDouble, op: Wire, inbound: int) -> bool:
-    """Every update confirmed (offset past it), handled, and no reply still being sent."""
+def settled(api: BotApiDouble, op: Wire, inbound: int, pending: int = 0) -> bool:
+    """Every update confirmed (offset past it) and taken in, with ``pending`` replies still
+    to come (0: none still being worked on or sent)."""
     health = channel(op)
-    return not api.updates and health["inbound"] == inbound and health["pendingReplies"] == 0
+    return not api.updates and health["inbound"] == inbound and health["pendingReplies"] == pending
 
 
 def test_node_killed_mid_call_ends_the_run_with_an_error_reply(
@@ -295,5 +296,40 @@ def test_gateway_crash_mid_run_keeps_what_was_stored(stack: Stack, api: BotApiDo
     node_entry(op, node, approve=False, timeout=40)
     assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
     assert [text_of(m) for m in history(op)][:3] == [ASK_INFO, first, SLEEP_30]
+    assert len(history(op)) == 5
+    assert_serving(gw, op)
+
+
+def test_a_message_queued_behind_a_run_survives_a_crash(stack: Stack, api: BotApiDouble) -> None:
+    """Telegram forgets a message once the gateway polls past it; a message waiting behind
+    another run of its session must be durable by then (sessions.py, the inbox)."""
+    stack.configure(telegram_url=api.url)
+    gw = stack.start_gateway()
+    node = stack.start_node()
+    op = stack.operator()
+    node_entry(op, node, approve=True)
+    api.push(CHAT, SLEEP_30)
+    wait_until(
+        lambda: [p for p in node.children() if p.name() == "sleep"], 15, "the run on the node"
+    )
+    api.push(CHAT, "queued behind it")
+    wait_until(lambda: settled(api, op, 2, pending=2), 15, "Telegram to hand it over")
+    assert [text_of(m) for m in history(op)] == [SLEEP_30]  # its run has not started
+    gw.proc.kill()
+    gw.proc.wait(timeout=10)
+
+    gw = stack.start_gateway()
+    op = stack.operator()
+    running, queued, unanswered = history(op)
+    assert text_of(running) == SLEEP_30
+    assert (queued["role"], text_of(queued), queued["sender"]) == (
+        "user",
+        "queued behind it",
+        str(CHAT),
+    )
+    assert unanswered["role"] == "assistant" and unanswered["stopReason"] == "aborted"
+    assert "1 message(s) accepted before the gateway stopped were never answered" in gw.output()
+    node_entry(op, node, approve=False, timeout=40)
+    assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
     assert len(history(op)) == 5
     assert_serving(gw, op)

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from openclaw_multi.gateway.sessions import FILE_NAME, SessionStore, SessionStoreError
+from openclaw_multi.gateway.sessions import (
+    FILE_NAME,
+    UNANSWERED,
+    SessionStore,
+    SessionStoreError,
+)
 from openclaw_multi.protocol.chat import canonical_session_key, history_limit
 
 
@@ -89,11 +94,45 @@ def test_a_corrupt_file_is_moved_aside_with_a_log_line(
     store.close()
 
 
+def test_an_accepted_message_is_kept_until_its_run_stores_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SessionStore.open(tmp_path)
+    key = "agent:main:telegram:7"
+    store.accept("r1", key, "answered", channel="telegram", sender="7")
+    store.accept("r1", key, "answered", channel="telegram", sender="7")  # same run: once
+    store.accept("r2", key, "still queued", channel="telegram", sender="7")
+    assert store.history(key, 10) == []  # waiting is not history yet
+    store.append(key, "user", "answered", run_id="r1", channel="telegram", sender="7")
+    store.append(key, "assistant", "ok", run_id="r1", channel="telegram")
+    store.close()  # as if the gateway died with r2 still waiting
+
+    with caplog.at_level(logging.WARNING, logger="openclaw.gateway"):
+        again = SessionStore.open(tmp_path)
+    history = again.history(key, 10)
+    assert [(m["role"], m["content"][0]["text"] if m["content"] else "") for m in history] == [
+        ("user", "answered"),
+        ("assistant", "ok"),
+        ("user", "still queued"),
+        ("assistant", ""),
+    ]
+    assert history[2]["runId"] == "r2" and history[2]["sender"] == "7"
+    assert history[3]["stopReason"] == "aborted"
+    assert history[3]["errorMessage"] == UNANSWERED
+    assert "1 message(s) accepted before the gateway stopped" in caplog.text
+    again.close()
+    third = SessionStore.open(tmp_path)  # recovered once, not again
+    assert len(third.history(key, 10)) == 4
+    third.close()
+
+
 def test_a_failed_write_is_a_store_error(tmp_path: Path) -> None:
     store = SessionStore.open(tmp_path)
     store._db.execute("PRAGMA query_only=1")  # every write now fails inside SQLite
     with pytest.raises(SessionStoreError, match="cannot store message"):
         store.append("agent:main:main", "user", "lost?")
+    with pytest.raises(SessionStoreError, match="cannot store message"):
+        store.accept("r", "agent:main:main", "lost?")
     store.close()
 
 

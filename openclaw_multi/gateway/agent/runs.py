@@ -231,6 +231,12 @@ class RunRegistry:
         if known is not None:
             return known, False
         run = Run(self, run_id, session_key, agent_id, message, channel=channel, sender=sender)
+        try:  # durable before the caller acknowledges it, even if queued behind another run
+            self.store.accept(
+                run_id, session_key, message, agent_id=agent_id, channel=channel, sender=sender
+            )
+        except SessionStoreError as err:  # the run itself reports the store failing
+            _LOG.error("agent run %s: %s", run_id, err)
         self.active[run_id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"agent-run-{run_id[:32]}")
         run.task.add_done_callback(lambda _: self._settle_unstarted(run))
