@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import sys
 import webbrowser
 from typing import Any
 
@@ -14,6 +15,19 @@ from .. import runtime
 from ..errors import OpenClawError, PortInUseError
 from ..profiles.paths import resolve_paths
 from .context import CliContext
+
+
+def _has_browser(env: dict[str, str]) -> bool:
+    """Whether opening a browser makes sense: a desktop, or an explicit ``$BROWSER``.
+
+    Over SSH without a display, :mod:`webbrowser` would fall back to a text browser that
+    takes over this terminal; printing the URL is better there.
+    """
+    if env.get("BROWSER"):
+        return True
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 @click.command("dashboard")
@@ -62,9 +76,12 @@ def dashboard(obj: CliContext, port: int, no_open: bool, interval: float) -> Non
         click.echo(f"Dashboard of {home}: {url}#secret={gate.secret}")
         click.echo("The secret is valid until this command stops (Ctrl+C).")
         if not no_open:
-            opened = await asyncio.to_thread(webbrowser.open, f"{url}#code={gate.one_time_code()}")
-            if not opened:
-                click.echo("(no browser found: open the URL above yourself)")
+            if not _has_browser(obj.env):
+                click.echo("(no display: open the URL above in a browser)")
+            else:
+                target = f"{url}#code={gate.one_time_code()}"
+                if not await asyncio.to_thread(webbrowser.open, target):
+                    click.echo("(no browser found: open the URL above yourself)")
         await task
 
     try:

@@ -274,6 +274,27 @@ def test_cli_opens_the_browser_with_a_one_time_code(home: Path, tmp_path: Path) 
         Dashboard(proc, "", 0, "", output).stop()
 
 
+def test_cli_without_a_display_only_prints(home: Path) -> None:
+    """Over SSH (no display, no $BROWSER) no text browser takes over the terminal."""
+    env = clean_env(home)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        env.pop(name, None)
+    output = home / "dashboard.out"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openclaw_multi.cli.main", "dashboard"],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    dash = Dashboard(proc, "", 0, "", output)
+    try:
+        wait_until(lambda: "no display" in output.read_text(), 20.0, "the no-display note")
+        assert URL_LINE.search(output.read_text())
+    finally:
+        dash.stop()
+
+
 def test_cli_port_in_use_and_bad_port(home: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
