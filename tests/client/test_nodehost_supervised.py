@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, start_gateway, wait_until
+from conftest import clean_env, free_port, start_gateway, wait_until
 from test_nodehost_live import TOKEN, connected_node, invoke, ok_payload, operator
 
 from openclaw_multi.client.control import SupervisorClient, supervisor_dir
@@ -192,3 +192,28 @@ class _Proc:
 
     def output(self) -> str:
         return ""
+
+
+def test_a_restarted_supervisor_adopts_the_running_node_host(sv: Harness) -> None:
+    # no gateway: the host is up (and retrying) all the same, which is what READY means
+    (sv.home / ".openclaw-laptop").mkdir()
+    url = f"ws://127.0.0.1:{free_port()}/"
+    started = sv.run("node", "start", "laptop", "--url", url, "--token", "x")
+    assert started.returncode == 0, started.stderr
+    row = sv.nodes()["laptop"]
+    assert row["state"] == "RUNNING" and row["connected"] is False
+    assert "connection refused" in (row["lastError"] or "")
+    pid = row["pid"]
+    old_supervisor = json.loads((supervisor_dir(sv.home) / "supervisor.json").read_text())["pid"]
+    sv.track(old_supervisor)
+
+    sv.client.request(Shutdown(stop_gateways=False), timeout=20, autostart=False)
+    wait_until(lambda: not alive(old_supervisor, None), 20, "the supervisor to exit")
+    assert alive(pid, None)  # left running, to be adopted
+    assert sv.run("node", "status").returncode == 1  # no supervisor to ask
+
+    again = sv.run("node", "start", "laptop")  # starts a supervisor, which adopts it
+    assert again.returncode == 0, again.stderr
+    assert sv.nodes()["laptop"]["pid"] == pid
+    assert sv.run("node", "stop", "laptop").returncode == 0
+    wait_until(lambda: not alive(pid, None), 20, "the adopted host to stop")
