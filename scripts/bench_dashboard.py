@@ -9,7 +9,8 @@ In a throw-away home (bench_profiles.Bench): 30 profiles started under a supervi
   moment), cold (the first page of the run) and warm (the next ``--runs``);
 * responsiveness under live updates: long tasks (> 50 ms on the page's main thread, the
   Long Tasks API) and the slowest snapshot render, over ``--watch`` seconds of refreshes;
-* the server side: bytes per snapshot and the refresh loop's period.
+* the server side: bytes per snapshot, the dashboard process's CPU (refreshing 30 rows
+  every 2 s, one page watching) and RSS.
 
 Goal (issue 6): first paint of data <= 1 s. Not in CI; writes JSON and prints markdown::
 
@@ -30,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_profiles import CLI, Bench, _env, machine  # one throw-away home helper for all
@@ -118,8 +121,14 @@ def main() -> None:
                 page.goto(f"{url}#secret={secret}")
                 page.wait_for_function("() => window.__bench.rows !== null", timeout=30_000)
                 page.evaluate("window.__bench.longTasks = []; window.__bench.renders = []")
+                server = psutil.Process(dash.pid)
+                cpu0 = server.cpu_times()
                 time.sleep(args.watch)  # a fixed observation window, not a synchronisation
+                cpu1 = server.cpu_times()
                 watch = page.evaluate("window.__bench")
+                cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+                result["server_cpu_pct"] = round(100 * cpu_s / args.watch, 1)
+                result["server_rss_mib"] = round(server.memory_info().rss / 1048576, 1)
                 size = len(page.request.get(f"{url}api/state").body())
                 browser.close()
             renders = watch["renders"]
@@ -149,7 +158,9 @@ def main() -> None:
         f"{paint['cold']} / {paint['warm_median']} / {paint['warm_max']} ms |\n"
         f"| snapshot render (median / max), long tasks over {live['seconds']:.0f} s | "
         f"{live['render_ms_median']} / {live['render_ms_max']} ms, {live['long_tasks']} |\n"
-        f"| snapshot size | {result['snapshot_bytes']} bytes |"
+        f"| snapshot size | {result['snapshot_bytes']} bytes |\n"
+        f"| server CPU while live (interval 2 s), RSS | {result['server_cpu_pct']} %, "
+        f"{result['server_rss_mib']} MiB |"
     )
 
 
