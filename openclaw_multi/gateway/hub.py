@@ -106,7 +106,10 @@ class Gateway:
         self.chat = chat.ChatService(self)  # sessions, agent runs, chat.* (gateway/chat.py)
         self.methods.update(self.chat.methods())
         self.channels = ChannelRegistry(
-            settings.config.channels, self.chat.respond, on_change=self.invalidate_health
+            settings.config.channels,
+            self.chat.respond,
+            on_change=self.invalidate_health,
+            state_dir=settings.paths.state_dir,
         )
         self.channels.add(WebchatChannel(self.chat.post))
         self.methods.update(self.channels.methods())  # send

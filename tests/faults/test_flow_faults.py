@@ -333,3 +333,43 @@ def test_a_message_queued_behind_a_run_survives_a_crash(stack: Stack, api: BotAp
     assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
     assert len(history(op)) == 5
     assert_serving(gw, op)
+
+
+class BreaksAfterDelivery(BotApiDouble):
+    """A Bot API that hands out the first message, then fails every ``getUpdates`` (so it
+    never hears the offset that would confirm it) until ``failures`` is cleared."""
+
+    armed = True
+
+    def _get_updates(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        result = super()._get_updates(body)
+        if result and self.armed:
+            self.armed = False
+            self.fail_next("getUpdates", 500, count=10_000)
+        return result
+
+
+def test_a_bot_api_outage_across_a_restart_answers_nothing_twice(stack: Stack) -> None:
+    api = BreaksAfterDelivery(BOT_TOKEN)
+    try:
+        stack.configure(telegram_url=api.url)
+        gw = stack.start_gateway()
+        api.push(CHAT, "hello once")
+        wait_until(lambda: api.sent_to(CHAT), 15, "the reply")
+        polls = api.count_calls("getUpdates")
+        wait_until(lambda: api.count_calls("getUpdates") > polls, 15, "a failing poll")
+        assert gw.stop() == 0  # restarted in the middle of the outage
+        with api._cond:
+            api.failures.clear()  # the API is back
+        gw = stack.start_gateway()
+        op = stack.operator()
+        wait_until(lambda: settled(api, op, 0), 15, "the old update to be confirmed")
+        assert len(api.sent_to(CHAT)) == 1
+        assert say(api, "and again").endswith("You said: and again")
+        assert [text_of(m) for m in history(op) if m["role"] == "user"] == [
+            "hello once",
+            "and again",
+        ]
+        assert_serving(gw, op)
+    finally:
+        api.close()

@@ -8,9 +8,12 @@ API (5xx, 429 retry_after, a bad token) is ridden out without losing or doubling
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import stat
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -228,3 +231,44 @@ def test_stop_ends_a_long_poll_at_once() -> None:
         started = time.monotonic()
         run(api, scenario, pollTimeoutS=50)
         assert time.monotonic() - started < 5  # not the 50 s server-side wait
+
+
+def test_the_offset_outlives_the_channel_and_belongs_to_its_bot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restarted channel asks from where the last one got to (a Bot API that kept failing
+    never heard that offset); a file of another bot, or garbage, is not used."""
+    path = tmp_path / "channels" / "telegram-offset.json"
+
+    def first_offset(api: BotApiDouble, token: str, push: bool) -> object:
+        settings = {"enabled": True, "apiBaseUrl": api.url, "allowFrom": [42], "pollTimeoutS": 1}
+        cfg = msgspec.convert(settings, TelegramConfig)
+        seen = len(api.calls)
+
+        async def main() -> None:
+            channel = TelegramChannel(cfg, token, Agent(), offset_path=path)
+            await channel.start()
+            try:
+                if push:
+                    api.push(42, "hello")
+                    await until(lambda: api.sent_to(42) and path.exists(), what="saved offset")
+                await until(lambda: len(api.calls) > seen, what="a poll")
+            finally:
+                await asyncio.wait_for(channel.stop(), 5)
+
+        asyncio.run(main())
+        return api.calls[seen][1].get("offset")
+
+    with bot_api(TOKEN) as api:
+        assert first_offset(api, TOKEN, push=True) is None  # nothing saved yet
+        saved = json.loads(path.read_text())
+        assert saved == {"botId": "123456", "offset": 2}  # the double's first update is 1
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and "TEST-token" not in path.read_text()
+        assert first_offset(api, TOKEN, push=False) == 2
+    other = "999:OTHER-token"
+    with bot_api(other) as api:
+        assert first_offset(api, other, push=False) is None  # another bot's numbering
+        path.write_text("{not json")
+        with caplog.at_level(logging.WARNING, logger="openclaw.gateway.telegram"):
+            assert first_offset(api, other, push=False) is None
+        assert "ignoring" in caplog.text

@@ -12,6 +12,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...protocol import codes, scopes
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger("openclaw.gateway")
 SEND_DEDUPE_LIMIT = 1000
 TELEGRAM_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+TELEGRAM_OFFSET_FILE = "channels/telegram-offset.json"  # under the state dir (telegram.py)
 
 
 class ChannelRegistry:
@@ -39,6 +41,7 @@ class ChannelRegistry:
         *,
         on_change: Callable[[], None] = lambda: None,
         env: Mapping[str, str] = os.environ,
+        state_dir: Path | None = None,
     ) -> None:
         self.channels: dict[str, Channel] = {}
         self.problems: dict[str, str] = {}
@@ -46,7 +49,10 @@ class ChannelRegistry:
         if telegram.enabled:
             token = telegram.bot_token or env.get(TELEGRAM_TOKEN_ENV)
             if token:
-                self.channels["telegram"] = TelegramChannel(telegram, token, responder, on_change)
+                offset_path = state_dir / TELEGRAM_OFFSET_FILE if state_dir else None
+                self.channels["telegram"] = TelegramChannel(
+                    telegram, token, responder, on_change, offset_path=offset_path
+                )
             else:
                 self.problems["telegram"] = (
                     f"enabled but no bot token (channels.telegram.botToken or {TELEGRAM_TOKEN_ENV})"

@@ -8,6 +8,13 @@ A failing Bot API (refused, 5xx, 429 ``retry_after``, bad token) only changes th
 health and the wait before the next try; the responder has stored the inbound message before
 anything is posted, so nothing said to the bot is lost when the reply cannot be delivered.
 
+The offset (the next update wanted) is kept in ``offsetPath`` (``<state>/channels/
+telegram-offset.json``, 0600) once a batch's messages are handed to the responder, which
+stores each one before anything else happens. Telegram forgets an update only when a later
+``getUpdates`` carries a higher offset; without the file a gateway restarted while that call
+kept failing (an API outage) would be handed the same messages again and answer them twice.
+The file names the bot (the numeric id before the token's colon), so a new bot starts fresh.
+
 The bot token is part of every request path: it is never logged, and errors name only the
 API's origin.
 """
@@ -19,10 +26,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from ...profiles.atomic import write_file_atomic
 from ...profiles.config import TelegramChannel as TelegramConfig
 from .. import http_client
 from .base import Channel, ChannelError, Delivery, Responder, RetryDelay
@@ -49,6 +58,14 @@ class _Message(msgspec.Struct, frozen=True, rename={"sender": "from"}):
     chat: _Chat
     sender: _User | None = None
     text: str | None = None
+
+
+class _SavedOffset(msgspec.Struct, frozen=True, rename="camel"):
+    bot_id: str
+    offset: int
+
+
+_SAVED_OFFSET = msgspec.json.Decoder(_SavedOffset)
 
 
 class _Update(msgspec.Struct, frozen=True):
@@ -137,8 +154,13 @@ class TelegramChannel(Channel):
         token: str,
         responder: Responder,
         on_change: Callable[[], None] = lambda: None,
+        *,
+        offset_path: Path | None = None,
     ) -> None:
         self.config = config
+        self._bot_id = token.partition(":")[0]  # public (the bot's user id), not the secret
+        self._offset_path = offset_path
+        self._saved_offset: int | None = None
         self._on_change = on_change
         self._base = f"{config.api_base_url.rstrip('/')}/bot{token}/"
         self._origin = http_client.origin(config.api_base_url)
@@ -159,6 +181,7 @@ class TelegramChannel(Channel):
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self._stopping.clear()
+        self._offset = self._saved_offset = self._load_offset()
         self._set_state("starting", None)
         self._poller = asyncio.create_task(self._poll_loop(), name="telegram-poll")
 
@@ -206,6 +229,33 @@ class TelegramChannel(Channel):
             for update in updates:
                 self._offset = update.update_id + 1
                 self._accept(update)
+            if updates:
+                await asyncio.sleep(0)  # the reply tasks store their messages first
+                self._save_offset()
+
+    def _load_offset(self) -> int | None:
+        if self._offset_path is None:
+            return None
+        try:
+            saved = _SAVED_OFFSET.decode(self._offset_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, msgspec.DecodeError) as err:
+            _LOG.warning("telegram: ignoring %s: %s", self._offset_path, err)
+            return None
+        return saved.offset if saved.bot_id == self._bot_id else None
+
+    def _save_offset(self) -> None:
+        if self._offset_path is None or self._offset in (None, self._saved_offset):
+            return
+        data = msgspec.json.encode({"botId": self._bot_id, "offset": self._offset})
+        try:
+            self._offset_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_file_atomic(self._offset_path, data)
+        except OSError as err:  # Telegram still holds them: at worst a reply repeats
+            _LOG.warning("telegram: cannot save the update offset: %s", err)
+            return
+        self._saved_offset = self._offset
 
     async def _get_updates(self) -> list[_Update]:
         params: dict[str, Any] = {
