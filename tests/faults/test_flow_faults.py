@@ -249,6 +249,8 @@ def test_gateway_restart_keeps_every_message_and_the_flow_resumes(
     before = {"telegram": history(op), "webchat": history(op, "webchat:restart")}
     assert len(before["telegram"]) == 3  # the in-flight run's message is stored already
     assert gw.stop() == 0
+    # the node lost its link: it kills the program it was running for the aborted run
+    wait_until(lambda: not node.children(), 15, "the node to end the orphaned run")
     api.push(CHAT, "while you were away")  # Telegram keeps it until a gateway asks
 
     gw = stack.start_gateway()
