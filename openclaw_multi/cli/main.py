@@ -68,6 +68,7 @@ def cli(ctx: click.Context, profile_flag: str | None, dev: bool) -> None:
 
 def _register() -> None:
     from . import (
+        agent_cmds,
         completion_cmds,
         dashboard_cmds,
         devices_cmds,
@@ -84,6 +85,7 @@ def _register() -> None:
     )
 
     cli.add_command(gateway_cmds.gateway)
+    gateway_cmds.gateway.add_command(agent_cmds.agent)
     cli.add_command(gateway_cmds.health)
     cli.add_command(profiles_cmds.profiles)
     cli.add_command(supervisor_cmds.supervisor)

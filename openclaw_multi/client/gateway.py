@@ -4,9 +4,12 @@ Theory of operation: :meth:`GatewayClient.connect` opens the WebSocket (picows),
 ``connect.challenge``, sends the ``connect`` request and waits for ``hello-ok``. After that
 any number of :meth:`~GatewayClient.call` may be in flight: each request id maps to a future
 in ``_pending``, and a response resolves the future with its id (responses may come back out
-of order). Events go to :attr:`~GatewayClient.events`. Every incoming message is decoded
-once with :data:`~openclaw_multi.protocol.frames.server_frame_decoder`; payloads stay raw
-until a caller asks for them, so ``call_raw`` hands back the gateway's own bytes.
+of order). Events go to :attr:`~GatewayClient.events`. A method that answers twice (``agent``:
+``status:"accepted"`` at once, its outcome later, both with the request id) is called with
+:meth:`~GatewayClient.call_final`, which keeps waiting past the first answer. Every
+incoming message is decoded once with
+:data:`~openclaw_multi.protocol.frames.server_frame_decoder`; payloads stay raw until a
+caller asks for them, so ``call_raw`` hands back the gateway's own bytes.
 
 All failures are :class:`~openclaw_multi.errors.GatewayError` subclasses with a one-line
 message naming the URL; nothing from picows or the socket layer escapes. When the link
@@ -87,6 +90,15 @@ CLOSE_WAIT_S: Final = 2.0
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 
 _challenge_decoder = msgspec.json.Decoder(Challenge)
+
+
+class _Status(msgspec.Struct):
+    """Just enough of a payload to tell an interim ``accepted`` answer from a final one."""
+
+    status: Any = None
+
+
+_status_decoder = msgspec.json.Decoder(_Status)
 _hello_decoder = msgspec.json.Decoder(HelloOk)
 
 
@@ -174,6 +186,8 @@ class GatewayClient:
         self.close_reason = ""
         self._transport: WSTransport | None = None
         self._pending: dict[str, asyncio.Future[IncomingResponse]] = {}
+        # Requests made by call_final: what to do with their interim "accepted" answer.
+        self._interim: dict[str, Callable[[Any], None]] = {}
         self._ids = itertools.count(1)
         self._challenge: asyncio.Future[Challenge] = loop.create_future()
         # Nobody awaits the challenge if the link dies first; do not log "never retrieved".
@@ -371,6 +385,28 @@ class GatewayClient:
         )
         transport.send(WSMsgType.TEXT, data)
 
+    async def call_final(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+        on_accepted: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Call a method that may answer ``{status:"accepted"}`` first; return the final payload.
+
+        The reference client's ``expectFinal``: an ``ok:true`` answer whose payload has
+        ``status:"accepted"`` goes to ``on_accepted`` (decoded) and the wait goes on for the
+        next answer with the same request id. Same errors as :meth:`call`; ``timeout``
+        bounds the whole wait.
+        """
+        response = await self._request(
+            method, params, timeout, on_accepted or (lambda _payload: None)
+        )
+        if not response.ok:
+            raise self._call_failed(response.error)
+        return msgspec.json.decode(response.payload)
+
     @property
     def closed(self) -> bool:
         """True once the link is down (by either side)."""
@@ -493,7 +529,13 @@ class GatewayClient:
         return await self._request("connect", wire, None)
 
     # -- requests -----------------------------------------------------------------------------
-    async def _request(self, method: str, params: Any, timeout: float | None) -> IncomingResponse:
+    async def _request(
+        self,
+        method: str,
+        params: Any,
+        timeout: float | None,
+        on_interim: Callable[[Any], None] | None = None,
+    ) -> IncomingResponse:
         if self._failure is not None:
             raise self._failure
         transport = self._transport
@@ -501,6 +543,8 @@ class GatewayClient:
         request_id = f"{next(self._ids)}:{uuid.uuid4()}"
         future: asyncio.Future[IncomingResponse] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if on_interim is not None:
+            self._interim[request_id] = on_interim
         try:
             data = encoder.encode(
                 _Request(id=request_id, method=method, params=UNSET if params is None else params)
@@ -514,6 +558,7 @@ class GatewayClient:
             ) from None
         finally:
             self._pending.pop(request_id, None)
+            self._interim.pop(request_id, None)
 
     def _call_failed(
         self, error: ErrorShape | None, close_code: int | None = None
@@ -570,9 +615,16 @@ class GatewayClient:
         if isinstance(frame, IncomingResponse):
             future = self._pending.get(frame.id)
             # A response nobody waits for (a call that timed out, or the second answer of
-            # ``agent``) is dropped.
-            if future is not None and not future.done():
-                future.set_result(frame)
+            # ``agent`` to a plain call) is dropped.
+            if future is None or future.done():
+                return
+            on_interim = self._interim.get(frame.id)
+            if on_interim is not None and frame.ok:
+                accepted = _accepted_payload(frame.payload)
+                if accepted is not None:
+                    on_interim(accepted)
+                    return
+            future.set_result(frame)
         elif frame.event == "connect.challenge" and not self._challenge.done():
             try:
                 self._challenge.set_result(_challenge_decoder.decode(frame.payload))
@@ -690,6 +742,16 @@ async def _presented_fingerprint(url: str) -> str | None:
         if transport is not None:
             transport.abort()
     return certificate_fingerprint(der) if der else None
+
+
+def _accepted_payload(raw: msgspec.Raw) -> Any:
+    """The decoded payload if it is an interim ``{status:"accepted", ...}``, else None."""
+    try:
+        if _status_decoder.decode(raw).status != "accepted":
+            return None
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
