@@ -50,11 +50,14 @@ class BotApiDouble:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 status, answer = double._handle(self.path, body)
                 data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the gateway stopped mid long poll: nobody is listening
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet test output
