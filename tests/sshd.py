@@ -39,7 +39,7 @@ def require_openssh() -> None:
     if missing:
         message = (
             f"OpenSSH missing ({', '.join(missing)}): Debian openssh-server/openssh-client, "
-            "see scripts/setup-ci-packages"
+            "see scripts/setup-system-packages"
         )
         if os.environ.get("CI"):
             pytest.fail(message)

@@ -1,7 +1,7 @@
 """Shared by the dashboard and Control UI tests: a real `openclaw dashboard` process, the
 system Chromium driven by Playwright, and supervised profiles.
 
-Chromium is Debian's ``chromium`` (installed by scripts/setup-ci-packages); Playwright never
+Chromium is Debian's ``chromium`` (installed by scripts/setup-system-packages); Playwright never
 downloads a browser here. Without it, browser tests skip locally and fail in CI (``CI`` set).
 """
 
@@ -45,7 +45,7 @@ def require_browser() -> str:
         path = None
         why = "the playwright package is not installed (pip install -e '.[dev]')"
     else:
-        why = "no system Chromium (apt-get install chromium, or ./scripts/setup-ci-packages)"
+        why = "no system Chromium (apt-get install chromium, or ./scripts/setup-system-packages)"
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"browser tests need Chromium in CI: {why}")

@@ -118,7 +118,7 @@ def _analyze() -> str:
     found = shutil.which("systemd-analyze")
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail("systemd-analyze missing in CI (scripts/setup-ci-packages installs it)")
+            pytest.fail("systemd-analyze missing in CI (scripts/setup-system-packages installs it)")
         pytest.skip("systemd-analyze not installed (Debian package systemd)")
     return found
 
