@@ -226,3 +226,20 @@ def test_offline_backend_names_a_node_awaiting_approval(gw: GatewayProcess) -> N
     assert "node.invoke.request" not in seen
     op.close()
     nd.close()
+
+
+def test_a_node_leaving_mid_call_ends_the_call_not_the_run(gw: GatewayProcess) -> None:
+    key, nd = node(gw.port, ["test.echo"])
+    op = operator(gw.port)
+    req_id = op.request(
+        "agent", {"message": f"/node {key.device_id} test.echo", "idempotencyKey": "gone"}
+    )
+    next_event(nd, "node.invoke.request")
+    nd.close()  # the node leaves with the call in flight
+    assert op.response(req_id)["payload"]["status"] == "accepted"
+    final = op.response(req_id)
+    assert final["ok"] is True
+    text = final["payload"]["result"]["payloads"][0]["text"]
+    assert text.startswith("test.echo on Build box failed: UNAVAILABLE: DISCONNECTED")
+    assert op.call("health")["ok"] is True
+    op.close()
