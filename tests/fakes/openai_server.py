@@ -5,7 +5,9 @@ Each POST to ``/v1/chat/completions`` takes the next scripted step:
 - :func:`reply` text: a final assistant answer (with ``usage``);
 - :func:`tool_call` name, args: an answer asking for one tool call;
 - :func:`http_error` status, message: that status with an OpenAI-style error body;
-- :data:`HANG`: no answer until the server stops (for timeouts).
+- :data:`HANG`: no answer until the server stops (for timeouts);
+- :func:`sse` chunks: a ``text/event-stream`` answer, chunked, one ``data:`` event per
+  chunk then ``data: [DONE]`` (:func:`text_chunks`, :func:`tool_call_chunks` build them).
 
 Every request is recorded (path, headers with lowercase names, decoded JSON body) in
 :attr:`FakeOpenAI.requests`. Runs in a thread, so it serves a gateway process and an
@@ -71,6 +73,29 @@ def tool_call(name: str, args: dict[str, Any], call_id: str = "call_1") -> dict[
     }
 
 
+def sse(chunks: list[dict[str, Any]], *, done: bool = True) -> dict[str, Any]:
+    return {"kind": "sse", "chunks": chunks, "done": done}
+
+
+def text_chunks(*pieces: str, usage: bool = True) -> list[dict[str, Any]]:
+    chunks = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+    if usage:
+        total = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        chunks.append({"choices": [], "usage": total})
+    return chunks
+
+
+def tool_call_chunks(name: str, arguments: str, call_id: str = "call_s") -> list[dict[str, Any]]:
+    """One call split the way models stream it: id and name first, arguments in pieces."""
+    half = len(arguments) // 2
+    first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name}}
+    parts = [first]
+    parts += [
+        {"index": 0, "function": {"arguments": a}} for a in (arguments[:half], arguments[half:])
+    ]
+    return [{"choices": [{"index": 0, "delta": {"tool_calls": [p]}}]} for p in parts]
+
+
 def http_error(status: int, message: str) -> dict[str, Any]:
     return {
         "kind": "json",
@@ -107,6 +132,9 @@ class FakeOpenAI:
                 if step["kind"] == "hang":
                     fake.released.wait(30)
                     return
+                if step["kind"] == "sse":
+                    self._stream(step)
+                    return
                 data = json.dumps(step["body"]).encode()
                 self.send_response(step["status"])
                 self.send_header("Content-Type", "application/json")
@@ -114,6 +142,23 @@ class FakeOpenAI:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, step: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                events = [f"data: {json.dumps(c)}\n\n".encode() for c in step["chunks"]]
+                if step["done"]:
+                    events.append(b"data: [DONE]\n\n")
+                for event in [b": keep-alive\n\n", *events]:
+                    # split events across HTTP chunks too, as proxies do
+                    for piece in (event[:7], event[7:]):
+                        if piece:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                            self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: tests read fake.requests

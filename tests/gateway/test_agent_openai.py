@@ -14,7 +14,16 @@ import msgspec
 import pytest
 from agent_helpers import AgentCall, answer_invoke, node, operator, start_profile
 from conftest import GatewayProcess
-from fakes.openai_server import HANG, http_error, reply, serve, tool_call
+from fakes.openai_server import (
+    HANG,
+    http_error,
+    reply,
+    serve,
+    sse,
+    text_chunks,
+    tool_call,
+    tool_call_chunks,
+)
 
 from openclaw_multi.gateway.agent.backend import BackendError, Turn
 from openclaw_multi.gateway.agent.openai import OpenAIBackend, resolve_api_key
@@ -136,6 +145,41 @@ def test_tool_failures_go_back_to_the_model() -> None:
     }
     assert results[1]["error"]["code"] == "UNKNOWN_TOOL"
     assert [s[4] for s in sink.seen if s[0] == "result"] == [True, True]
+
+
+def test_a_streamed_answer_arrives_in_deltas_and_tool_calls_are_joined() -> None:
+    script = [
+        sse(tool_call_chunks("system_which", '{"bins": ["sh"]}')),
+        sse(text_chunks("sh is ", "at /bin/sh")),
+    ]
+    tools, sink = FakeTools(), Sink()
+    with serve(script) as fake:
+        backend = OpenAIBackend(config(fake.base_url), env={})
+        text = asyncio.run(backend.reply(TURN, tools, sink))  # type: ignore[arg-type]
+    assert text == "sh is at /bin/sh"
+    assert tools.calls == [("n" * 64, "system.which", {"bins": ["sh"]})]
+    body = fake.requests[0]["body"]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert fake.requests[1]["body"]["messages"][-2]["tool_calls"] == [
+        {
+            "id": "call_s",
+            "type": "function",
+            "function": {"name": "system_which", "arguments": '{"bins": ["sh"]}'},
+        }
+    ]
+    assert sink.seen[2:] == [("delta", "sh is "), ("delta", "at /bin/sh"), ("usage", 8)]
+
+
+def test_a_stream_cut_short_or_broken_is_handled() -> None:
+    # no [DONE]: the text that came is the answer
+    with serve([sse(text_chunks("partial", usage=False), done=False)]) as fake:
+        backend = OpenAIBackend(config(fake.base_url), env={})
+        assert asyncio.run(backend.reply(TURN, FakeTools(), Sink())) == "partial"  # type: ignore[arg-type]
+    broken = sse([{"error": {"message": "overloaded"}}])
+    with serve([broken]) as fake:
+        backend = OpenAIBackend(config(fake.base_url), env={})
+        with pytest.raises(BackendError, match="failed mid-stream: overloaded"):
+            asyncio.run(backend.reply(TURN, FakeTools(), Sink()))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -327,3 +371,26 @@ def test_gateway_reports_endpoint_failures_and_keeps_messages(
         assert op.call("health")["ok"] is True  # the gateway is fine
         op.close()
     assert KEY not in gw.output()
+
+
+@pytest.mark.e2e
+def test_gateway_streams_a_streamed_answer_to_operators(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    with serve([sse(text_chunks("Hel", "lo ", "there"))]) as fake:
+        agent = {"backend": "openai", "openai": {"baseUrl": fake.base_url}}
+        gw = start_profile(home, gateway_factory, {"agent": agent})
+        op = operator(gw.port)
+        call = AgentCall(op, {"message": "hi", "idempotencyKey": "s1"})
+        op.close()
+    assert [e["data"]["delta"] for e in call.stream("agent", "assistant")] == [
+        "Hel",
+        "lo ",
+        "there",
+    ]
+    assert [e["data"] for e in call.stream("agent", "usage")] == [
+        {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    ]
+    chat = call.stream("chat")
+    assert [c.get("deltaText") for c in chat] == ["Hel", "Hello ", "Hello there", None]
+    assert call.final["payload"]["result"]["payloads"] == [{"text": "Hello there"}]

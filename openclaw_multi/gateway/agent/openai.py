@@ -1,10 +1,13 @@
 """The OpenAI-compatible chat-completions backend, with node commands as tools.
 
-Each round POSTs ``{model, messages, tools}`` to ``<baseUrl>/chat/completions`` (not
-streamed: one JSON answer per round). When the answer asks for tool calls they run through
-the :class:`~.tools.ToolBox` (failures become error results the model reads) and the next
-round carries their results; an answer without tool calls is the reply. At most
-``maxToolRounds`` rounds of tool calls, each request bounded by ``timeoutMs``.
+Each round POSTs ``{model, messages, tools, stream:true}`` to
+``<baseUrl>/chat/completions``. A server-sent-events answer streams its text to the run as it
+comes (tool-call fragments are joined by index); a server that ignores ``stream`` and
+answers one JSON object works the same, its text arriving as one delta. When the answer
+asks for tool calls they run through the :class:`~.tools.ToolBox` (failures become error
+results the model reads) and the next round carries their results; an answer without tool
+calls is the reply. At most ``maxToolRounds`` rounds of tool calls, each request bounded by
+``timeoutMs``.
 
 The key (``apiKey``, or the environment variable named by ``apiKeyEnv``) goes only into the
 Authorization header of requests to ``baseUrl``: it is never logged, and an error body that
@@ -58,7 +61,8 @@ class OpenAIBackend:
         messages.append({"role": "user", "content": turn.message})
         schemas = [tool.openai_schema() for tool in tools.tools]
         for _ in range(self.config.max_tool_rounds + 1):
-            answer = await self._complete(messages, schemas)
+            stream = _Stream(sink)
+            answer = await self._complete(messages, schemas, stream)
             if isinstance(answer.get("usage"), dict):
                 sink.usage(answer["usage"])
             message = _first_message(answer)
@@ -67,7 +71,7 @@ class OpenAIBackend:
                 text = message.get("content") or ""
                 if not isinstance(text, str):
                     raise BackendError("the model answered with non-text content")
-                if text:
+                if text and not stream.streamed:
                     sink.delta(text)
                 return text
             messages.append(
@@ -80,19 +84,27 @@ class OpenAIBackend:
         )
 
     async def _complete(
-        self, messages: list[dict[str, Any]], schemas: list[dict[str, Any]]
+        self, messages: list[dict[str, Any]], schemas: list[dict[str, Any]], stream: _Stream
     ) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": self.config.model, "messages": messages}
+        request: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if schemas:
             request["tools"] = schemas
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream, application/json",
+        }
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         body = json.dumps(request).encode()
         timeout_s = self.config.timeout_ms / 1000
         try:
             async with asyncio.timeout(timeout_s):
-                response = await http_client.post(self.url, body, headers)
+                response = await http_client.post(self.url, body, headers, on_line=stream.feed)
         except TimeoutError:
             raise BackendError(
                 f"model endpoint did not answer within {timeout_s:g}s", codes.AGENT_TIMEOUT
@@ -101,6 +113,8 @@ class OpenAIBackend:
             raise BackendError(f"model endpoint unreachable: {self._mask(str(err))}") from None
         if response.status != 200:
             raise BackendError(self._http_failure(response), _failure_code(response.status))
+        if stream.started:
+            return stream.answer()
         try:
             answer = json.loads(response.body)
         except ValueError:
@@ -150,6 +164,76 @@ class OpenAIBackend:
 
     def _mask(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
+
+
+class _Stream:
+    """Assembles a streamed answer (``data:`` lines of chat.completion.chunk objects)."""
+
+    def __init__(self, sink: RunSink) -> None:
+        self.sink = sink
+        self.started = False
+        self.streamed = False  # some text went to the sink
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, Any] | None = None
+
+    def feed(self, line: bytes) -> None:
+        if not line.startswith(b"data:"):
+            return  # comments, event names, blank separators
+        data = line[5:].strip()
+        self.started = True
+        if data == b"[DONE]":
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise BackendError("model endpoint sent an invalid stream event") from None
+        if not isinstance(chunk, dict):
+            return
+        if isinstance(chunk.get("error"), dict):
+            message = str(chunk["error"].get("message") or "error")[:MAX_ERROR_CHARS]
+            raise BackendError(f"model endpoint failed mid-stream: {message}")
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return
+        delta = choices[0].get("delta")
+        if not isinstance(delta, dict):
+            return
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self.text.append(content)
+            self.sink.delta(content)
+            self.streamed = True
+        for fragment in delta.get("tool_calls") or []:
+            if isinstance(fragment, dict):
+                self._join_call(fragment)
+
+    def _join_call(self, fragment: dict[str, Any]) -> None:
+        index = fragment.get("index", 0)
+        call = self.calls.setdefault(
+            index if isinstance(index, int) else 0,
+            {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+        )
+        if fragment.get("id"):
+            call["id"] = str(fragment["id"])
+        function = fragment.get("function")
+        if isinstance(function, dict):
+            if function.get("name"):
+                call["function"]["name"] += str(function["name"])
+            if function.get("arguments"):
+                call["function"]["arguments"] += str(function["arguments"])
+
+    def answer(self) -> dict[str, Any]:
+        """The assembled answer, shaped like a non-streamed one."""
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
+        if self.calls:
+            message["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]
+        answer: dict[str, Any] = {"choices": [{"message": message}]}
+        if self.usage is not None:
+            answer["usage"] = self.usage
+        return answer
 
 
 def _failure_code(status: int) -> str:
