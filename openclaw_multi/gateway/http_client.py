@@ -123,10 +123,20 @@ async def _read_response(reader: asyncio.StreamReader) -> HttpResponse:
             raise ValueError(f"body of {length} bytes is over the {MAX_BODY_BYTES} cap")
         body = await reader.readexactly(length)
     else:
-        body = await reader.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            raise ValueError(f"body over the {MAX_BODY_BYTES} cap")
+        body = await _read_to_close(reader)
     return HttpResponse(status, headers, body)
+
+
+async def _read_to_close(reader: asyncio.StreamReader) -> bytes:
+    # A body framed by the close: read(n) gives what has arrived so far, so loop to EOF.
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await reader.read(65_536):
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            raise ValueError(f"body over the {MAX_BODY_BYTES} cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
