@@ -113,9 +113,12 @@ def _text(value: Any) -> str | None:
 
 # -- command-surface approval ---------------------------------------------------------------
 # Commands that reach a shell or the host's files: approving a surface that declares one
-# takes operator.admin (the reference's isAdminPairApprovalCommand).
+# takes operator.admin (the reference's isAdminPairApprovalCommand, plus our node host's own
+# file commands fs.list/fs.read, which read the host's files as fs.listDir does).
 ADMIN_APPROVAL_COMMANDS: Final = frozenset(
     {
+        "fs.list",
+        "fs.read",
         "system.run.prepare",
         "system.run",
         "system.which",

@@ -49,6 +49,12 @@ def test_approve_scopes_follow_the_declared_commands() -> None:
             "operator.pairing",
             "operator.admin",
         ]
+    # our node host's file commands read the host's files: admin too, as docs/cli.md says
+    for admin_only in ("fs.list", "fs.read"):
+        assert nodes.approve_scopes(["canvas.show", admin_only]) == [
+            "operator.pairing",
+            "operator.admin",
+        ]
     pairing = frozenset({"operator.pairing"})
     assert nodes.missing_approve_scope(pairing, []) is None
     assert nodes.missing_approve_scope(pairing, ["canvas.show"]) == "operator.write"
