@@ -18,7 +18,7 @@ from agent_helpers import (
     operator,
     start_profile,
 )
-from conftest import GatewayProcess
+from conftest import GatewayProcess, wait_until
 from device_key import Key
 
 pytestmark = pytest.mark.e2e
@@ -243,3 +243,29 @@ def test_a_node_leaving_mid_call_ends_the_call_not_the_run(gw: GatewayProcess) -
     assert text.startswith("test.echo on Build box failed: UNAVAILABLE: DISCONNECTED")
     assert op.call("health")["ok"] is True
     op.close()
+
+
+def test_the_caller_leaving_does_not_stop_its_run(gw: GatewayProcess) -> None:
+    key, nd = node(gw.port, ["test.echo"])
+    op = operator(gw.port)
+    req_id = op.request(
+        "agent", {"message": f"/node {key.device_id} test.echo", "idempotencyKey": "left"}
+    )
+    assert op.response(req_id)["payload"]["status"] == "accepted"
+    request = next_event(nd, "node.invoke.request")
+    op.close()  # the caller goes away while the run waits on the node
+    other = operator(gw.port)
+    wait_until(
+        lambda: other.call("status")["payload"]["connections"]["operators"] == 1,
+        what="the gateway to see the caller leave",
+    )
+    ack = nd.call(
+        "node.invoke.result",
+        {"id": request["id"], "nodeId": key.device_id, "ok": True, "payloadJSON": "1"},
+    )
+    assert ack["payload"] == {"ok": True}  # the run was still waiting for it
+    assert other.call("agent.wait", {"runId": "left"})["payload"]["status"] == "ok"
+    messages = other.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
+    assert messages[-1]["content"][0]["text"] == "test.echo on Build box: 1"
+    other.close()
+    nd.close()
