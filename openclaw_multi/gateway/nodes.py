@@ -295,17 +295,7 @@ class NodeRegistry:
         """
         node = self.connected.get(node_id)
         if node is None or node.phase is not Phase.CONNECTED:
-            error = {"code": "NOT_CONNECTED", "message": "node not connected"}
-            raise MethodError(
-                codes.UNAVAILABLE,
-                "node not connected",
-                details={
-                    "code": "NOT_CONNECTED",
-                    "nodeError": error,
-                    "nodeCommandDispatched": False,
-                },
-                retryable=True,
-            )
+            raise _not_connected()
         assert node.params is not None
         if command not in node.params.commands:
             message = proto.not_declared_message(command, node.params.client.platform)
@@ -327,9 +317,19 @@ class NodeRegistry:
         }
         if session_key:
             request["sessionKey"] = session_key
-        pending = self.pending[request_id] = _Pending(node, node_id, command)
+        return self._dispatch(node, node_id, command, request, timeout_ms)
+
+    async def _dispatch(
+        self, node: Connection, node_id: str, command: str, request: dict[str, Any], timeout: int
+    ) -> Any:
+        # Sent in the awaitable's first step, not before: a call cancelled before it starts
+        # (its caller's socket closed in the same turn) runs no finally, so it must neither
+        # reach the node nor leave an entry in self.pending.
+        if node.phase is not Phase.CONNECTED:  # left since invoke() checked
+            raise _not_connected()
+        pending = self.pending[request["id"]] = _Pending(node, node_id, command)
         node.send_event("node.invoke.request", request)
-        return self._await_result(request_id, pending, timeout_ms)
+        return await self._await_result(request["id"], pending, timeout)
 
     def _refuse_unapproved(self, node_id: str, command: str) -> None:
         """Declared but not approved: wait for the operator (retryable), or not allowed."""
@@ -421,6 +421,16 @@ class NodeRegistry:
         if not conn.device_id or self.connected.get(conn.device_id) is not conn:
             raise MethodError(codes.INVALID_REQUEST, "unknown nodeId")
         return conn.device_id
+
+
+def _not_connected() -> MethodError:
+    error = {"code": "NOT_CONNECTED", "message": "node not connected"}
+    return MethodError(
+        codes.UNAVAILABLE,
+        "node not connected",
+        details={"code": "NOT_CONNECTED", "nodeError": error, "nodeCommandDispatched": False},
+        retryable=True,
+    )
 
 
 def _require_node(conn: Connection) -> None:

@@ -1,0 +1,126 @@
+"""``NodeRegistry.invoke`` in process: when the request reaches the node, and what it leaves.
+
+An operator's ``node.invoke`` runs as a task of its connection; a socket closed in the same
+loop turn cancels that task before its first step, when no ``finally`` of the coroutine runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import pytest
+from test_gateway_nodes import NODE_CLIENT
+
+from openclaw_multi.gateway.devices import PairedDevice
+from openclaw_multi.gateway.methods import MethodError
+from openclaw_multi.gateway.node_pairing import ApprovedNode
+from openclaw_multi.gateway.nodes import NodeRegistry
+from openclaw_multi.protocol.connect import ConnectParams
+from openclaw_multi.protocol.handshake import Phase
+
+
+def _approved_node(tmp_path: Path) -> tuple[NodeRegistry, SimpleNamespace, list[Any]]:
+    device = PairedDevice(
+        device_id="n1",
+        public_key="pk",
+        role="node",
+        roles=["node"],
+        scopes=[],
+        created_at_ms=1,
+        approved_at_ms=1,
+        approved_via="silent",
+    )
+    gateway = SimpleNamespace(
+        settings=SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)),
+        devices=SimpleNamespace(store=SimpleNamespace(paired={"n1": device})),
+        clients=set(),
+        invalidate_health=lambda: None,
+    )
+    registry = NodeRegistry(gateway)  # type: ignore[arg-type]
+    gateway.nodes = registry
+    registry.pairing.store.paired["n1"] = ApprovedNode(
+        node_id="n1",
+        device_public_key="pk",
+        device_created_at_ms=1,
+        caps=[],
+        commands=["test.echo"],
+        created_at_ms=1,
+        approved_at_ms=1,
+    )
+    params = msgspec.convert(
+        {
+            "minProtocol": 4,
+            "maxProtocol": 4,
+            "client": dict(NODE_CLIENT),
+            "role": "node",
+            "commands": ["test.echo"],
+        },
+        ConnectParams,
+    )
+    sent: list[tuple[str, Any]] = []
+    conn = SimpleNamespace(
+        role="node",
+        device_id="n1",
+        params=params,
+        phase=Phase.CONNECTED,
+        ip="127.0.0.1",
+        connected_at=time.time(),
+        send_event=lambda event, payload, *rest: sent.append((event, payload)),
+    )
+    registry.node_connected(conn)  # type: ignore[arg-type]
+    return registry, conn, sent
+
+
+def test_an_invoke_cancelled_before_it_starts_sends_nothing_and_leaves_no_pending(
+    tmp_path: Path,
+) -> None:
+    registry, _, sent = _approved_node(tmp_path)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(registry.invoke("n1", "test.echo", {}))
+        task.cancel()  # the caller's socket closed in the same turn
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert registry.pending == {}
+    assert [event for event, _ in sent] == []
+
+
+def test_an_invoke_is_sent_when_awaited_and_cleaned_up_after_its_answer(tmp_path: Path) -> None:
+    registry, conn, sent = _approved_node(tmp_path)
+
+    async def main() -> dict[str, Any]:
+        task = asyncio.ensure_future(registry.invoke("n1", "test.echo", {"a": 1}))
+        await asyncio.sleep(0)  # its first step dispatches
+        assert [event for event, _ in sent] == ["node.invoke.request"]
+        request = sent[0][1]
+        registry.node_closed(conn)  # type: ignore[arg-type]
+        with pytest.raises(MethodError) as failed:
+            await task
+        assert failed.value.message.startswith("DISCONNECTED")
+        return request  # type: ignore[no-any-return]
+
+    request = asyncio.run(main())
+    assert request["paramsJSON"] == '{"a":1}'
+    assert registry.pending == {}
+
+
+def test_a_node_gone_between_the_check_and_the_dispatch_is_not_sent_to(tmp_path: Path) -> None:
+    registry, conn, sent = _approved_node(tmp_path)
+
+    async def main() -> None:
+        call = registry.invoke("n1", "test.echo", {})
+        conn.phase = Phase.CLOSING
+        with pytest.raises(MethodError) as refused:
+            await call
+        assert refused.value.code == "UNAVAILABLE" and refused.value.retryable is True
+        assert refused.value.details["nodeCommandDispatched"] is False
+
+    asyncio.run(main())
+    assert sent == [] and registry.pending == {}
