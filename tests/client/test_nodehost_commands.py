@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,11 @@ def test_system_run_results(tmp_path: Path) -> None:
     code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
     killed = run(s, {"command": [sys.executable, "-c", code]})
     assert killed["exitCode"] is None and killed["error"] == "killed by signal SIGTERM"
+    # a real-time signal has no name in signal.Signals: reported by number, output kept
+    rt = signal.SIGRTMIN + 1
+    code = f"import os; print('partial', flush=True); os.kill(os.getpid(), {rt})"
+    killed = run(s, {"command": [sys.executable, "-c", code]})
+    assert killed["error"] == f"killed by signal {rt}" and killed["stdout"] == "partial\n"
     assert killed["success"] is False and killed["timedOut"] is False
     both = run(
         s,

@@ -72,6 +72,14 @@ async def _drain(stream: asyncio.StreamReader | None, buffer: CappedBuffer) -> N
         buffer.feed(chunk)
 
 
+def _signal_name(number: int) -> str:
+    # Real-time signals (SIGRTMIN+n) have no Signals member: name them by number.
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -155,7 +163,7 @@ async def system_run(params: dict[str, Any], inv: Invocation) -> Any:
         await _stop(proc, readers, None)
         raise
     if code < 0:
-        killed = f"killed by signal {signal.Signals(-code).name}"
+        killed = f"killed by signal {_signal_name(-code)}"
         return _result(None, timed_out=False, out=out, err=err, error=killed)
     return _result(code, timed_out=False, out=out, err=err)
 
