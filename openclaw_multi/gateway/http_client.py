@@ -1,34 +1,39 @@
-"""A small asyncio HTTP/1.1 client for the gateway's outbound JSON calls (channels, backends).
+"""A small asyncio HTTP/1.1 client for the gateway's outbound calls (channels, model endpoints).
 
-One request per connection (``Connection: close``): the callers make a few requests a second
-at most, and a fresh connection per call means no pool to go stale behind a proxy or a
-restarted server. TLS uses the system trust store. Bodies are capped so a misbehaving
-server cannot grow the gateway's memory without bound.
+Why not a library: a JSON POST now and then needs no pool, redirects or cookies, and
+httpx/aiohttp would be a dependency for that alone. One request per connection
+(``Connection: close``): no pool to go stale behind a proxy or a restarted server. Bodies are
+framed by Content-Length, chunked encoding, or the close, and capped at
+:data:`MAX_BODY_BYTES` so a misbehaving server cannot grow the gateway's memory. TLS uses the
+system trust store. A ``text/event-stream`` answer can be handed over line by line as it
+arrives (model endpoints stream their tokens that way).
 
 URLs may hold secrets (the Telegram Bot API puts the bot token in the path): nothing here logs
-a URL, and :class:`HttpError` messages name only scheme, host and port.
+a URL, and :class:`HttpError` messages name only host and port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_HEAD_BYTES = 64 * 1024
+READ_SIZE = 65536
 
 _TLS_CONTEXT: ssl.SSLContext | None = None
 
 
 class HttpError(Exception):
-    """The request did not get an HTTP answer (refused, reset, timed out, malformed)."""
+    """No whole HTTP answer: refused, reset, timed out, malformed, or over the size cap."""
 
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """An HTTP answer: status, lowercased header names, and the whole body."""
+    """An HTTP answer: status, lowercased header names, and the body (empty when streamed)."""
 
     status: int
     headers: dict[str, str]
@@ -38,7 +43,10 @@ class HttpResponse:
 def origin(url: str) -> str:
     """``scheme://host:port`` of ``url``: what error messages and logs may show of it."""
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
     return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
@@ -48,111 +56,128 @@ async def request(
     *,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
-    timeout: float = 30.0,
+    timeout: float | None = 30.0,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> HttpResponse:
-    """Send one request and read the whole answer within ``timeout`` seconds.
+    """Send one request and read the answer within ``timeout`` seconds (None: the caller's).
+
+    With ``on_line``, a 200 ``text/event-stream`` body is handed over one line at a time
+    (without its line ending) as it arrives, and the returned body is empty; any other answer
+    is read whole.
 
     Raises:
-        HttpError: No answer in time, the connection failed, or the answer is malformed or
-            larger than :data:`MAX_BODY_BYTES`. The message names the origin, never the path.
+        HttpError: Bad URL, no answer in time, the connection failed, or the answer is
+            malformed or over :data:`MAX_BODY_BYTES`. The message names host and port only.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HttpError(f"unsupported URL scheme or host: {parts.scheme or '?'}://")
-    where = origin(url)
+        raise HttpError(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise HttpError("invalid port in the URL") from None
+    where = f"{parts.hostname}:{port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = parts.hostname if parts.port is None else where
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    tls = _tls_context() if parts.scheme == "https" else None
     try:
         async with asyncio.timeout(timeout):
-            return await _exchange(method, parts, parts.hostname, body, headers)
-    except TimeoutError:
-        raise HttpError(f"{where}: no answer within {timeout:g} s") from None
-    except OSError as err:  # ssl.SSLError included
-        raise HttpError(f"{where}: {type(err).__name__}: {err.strerror or err}") from None
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        raise HttpError(f"{where}: the connection closed mid-answer") from None
-    except ValueError as err:
-        raise HttpError(f"{where}: malformed answer ({err})") from None
+            try:
+                reader, writer = await asyncio.open_connection(
+                    parts.hostname, port, ssl=tls, limit=MAX_HEAD_BYTES
+                )
+            except OSError as err:
+                raise HttpError(f"cannot connect to {where} ({_reason(err)})") from None
+            try:
+                writer.write(head + (body or b""))
+                await writer.drain()
+                return await _read_response(reader, on_line)
+            finally:
+                writer.close()
+    except TimeoutError:  # ours, or a socket's own (an OSError subclass)
+        waited = f" within {timeout:g} s" if timeout is not None else ""
+        raise HttpError(f"{where}: no answer{waited}") from None
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as err:
+        raise HttpError(f"connection to {where} failed ({_reason(err)})") from None
 
 
-async def _exchange(
-    method: str,
-    split: SplitResult,
-    host: str,
-    body: bytes | None,
-    headers: dict[str, str] | None,
+async def _read_response(
+    reader: asyncio.StreamReader, on_line: Callable[[bytes], None] | None = None
 ) -> HttpResponse:
-    port = split.port or (443 if split.scheme == "https" else 80)
-    tls = _tls_context() if split.scheme == "https" else None
-    reader, writer = await asyncio.open_connection(
-        host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEAD_BYTES
-    )
-    try:
-        target = split.path or "/"
-        if split.query:
-            target += "?" + split.query
-        host_header = host if split.port is None else f"{host}:{port}"
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}", "Connection: close"]
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        payload = body or b""
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(payload)}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        await writer.drain()
-        return await _read_response(reader)
-    finally:
-        writer.close()
-
-
-async def _read_response(reader: asyncio.StreamReader) -> HttpResponse:
+    """Read one answer; ValueError when it is malformed or over the cap."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1."):
+    fields = status_line.split(" ", 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/1.") or not fields[1].isdigit():
         raise ValueError(f"not an HTTP/1.x status line: {status_line[:40]!r}")
-    status = int(rest.split(" ", 1)[0])
+    status = int(fields[1])
     headers: dict[str, str] = {}
     for line in header_lines:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = await _read_chunked(reader)
+    chunks = _body(reader, headers)
+    streamed = headers.get("content-type", "").startswith("text/event-stream")
+    if on_line is not None and status == 200 and streamed:
+        pending = b""
+        async for chunk in chunks:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw_line in complete:
+                on_line(raw_line.rstrip(b"\r"))
+            if len(pending) > MAX_BODY_BYTES:
+                raise ValueError(f"a line over the {MAX_BODY_BYTES}-byte cap")
+        if pending:
+            on_line(pending.rstrip(b"\r"))
+        return HttpResponse(status, headers, b"")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ValueError(f"body over the {MAX_BODY_BYTES}-byte cap")
+        parts.append(chunk)
+    return HttpResponse(status, headers, b"".join(parts))
+
+
+async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[bytes]:
+    """The body's bytes as they arrive: chunked, Content-Length, or up to the close."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")  # the blank line after the last chunk
+                return
+            yield await reader.readexactly(size)
+            await reader.readexactly(2)
     elif "content-length" in headers:
-        length = int(headers["content-length"])
-        if length > MAX_BODY_BYTES:
-            raise ValueError(f"body of {length} bytes is over the {MAX_BODY_BYTES} cap")
-        body = await reader.readexactly(length)
+        left = int(headers["content-length"])
+        if left > MAX_BODY_BYTES:
+            raise ValueError(f"body of {left} bytes is over the {MAX_BODY_BYTES}-byte cap")
+        while left > 0:
+            chunk = await reader.read(min(left, READ_SIZE))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(chunk)
+            yield chunk
     else:
-        body = await _read_to_close(reader)
-    return HttpResponse(status, headers, body)
+        while chunk := await reader.read(READ_SIZE):
+            yield chunk
 
 
-async def _read_to_close(reader: asyncio.StreamReader) -> bytes:
-    # A body framed by the close: read(n) gives what has arrived so far, so loop to EOF.
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := await reader.read(65_536):
-        total += len(chunk)
-        if total > MAX_BODY_BYTES:
-            raise ValueError(f"body over the {MAX_BODY_BYTES} cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")  # the trailer section ends with an empty line
-            return b"".join(chunks)
-        total += size
-        if total > MAX_BODY_BYTES:
-            raise ValueError(f"body over the {MAX_BODY_BYTES} cap")
-        chunks.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+def _reason(err: BaseException) -> str:
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(err, asyncio.IncompleteReadError):
+        return "closed before the whole answer arrived"
+    if isinstance(err, OSError):
+        return err.strerror or type(err).__name__
+    return str(err) or type(err).__name__
 
 
 def _tls_context() -> ssl.SSLContext:

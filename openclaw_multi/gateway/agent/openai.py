@@ -25,7 +25,7 @@ from typing import Any
 
 from ...profiles.config import AgentOpenAI
 from ...protocol import codes
-from . import http_client
+from .. import http_client
 from .backend import BackendError, RunSink, Turn
 from .tools import ToolBox
 
@@ -104,7 +104,9 @@ class OpenAIBackend:
         timeout_s = self.config.timeout_ms / 1000
         try:
             async with asyncio.timeout(timeout_s):
-                response = await http_client.post(self.url, body, headers, on_line=stream.feed)
+                response = await http_client.request(
+                    "POST", self.url, body=body, headers=headers, timeout=None, on_line=stream.feed
+                )
         except TimeoutError:
             raise BackendError(
                 f"model endpoint did not answer within {timeout_s:g}s", codes.AGENT_TIMEOUT
