@@ -179,6 +179,10 @@ class ChatService:
         )
         return message
 
+    def counts(self) -> dict[str, int]:
+        """What ``status`` shows of chat: stored sessions and messages, runs in flight."""
+        return {**self.store.counts(), "runsInFlight": len(self.runs.active)}
+
     def shutdown(self) -> None:
         """Abort runs in flight (their messages and the abort are stored) and close the store.
 

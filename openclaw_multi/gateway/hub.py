@@ -431,6 +431,8 @@ class Gateway:
             "authMode": settings.auth.mode,
             "connections": self.connection_counts(),
             "nodes": self.nodes.counts(),
+            "channels": self.channels.states(),
+            "chat": self.chat.counts(),
             "memory": {"rssBytes": rss_bytes()},
             "tls": {
                 "enabled": self.tls_fingerprint is not None,

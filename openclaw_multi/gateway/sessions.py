@@ -214,6 +214,17 @@ class SessionStore:
         return _message(row)
 
     # -- reads -----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """``{sessions, messages}`` stored (for ``status``); zeros if the store cannot say."""
+        try:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(message_count), 0) FROM sessions"
+            ).fetchone()
+        except sqlite3.Error as err:
+            _LOG.error("session store %s: cannot count: %s", self.path, err)
+            return {"sessions": 0, "messages": 0}
+        return {"sessions": int(row[0]), "messages": int(row[1])}
+
     def history(self, session_key: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` messages of a session, oldest first, in wire form."""
         return [_message(row) for row in self._last_rows(session_key, limit)]

@@ -87,6 +87,9 @@ def test_a_telegram_message_gets_the_agents_reply_and_both_are_stored(
     assert messages[1]["content"][0]["text"] == reply
     health = channel_health(op)
     assert health["state"] == "ok" and health["inbound"] == 1 and health["outbound"] == 1
+    status = op.call("status")["payload"]
+    assert status["channels"] == {"telegram": "ok", "webchat": "ok"}
+    assert status["chat"] == {"sessions": 1, "messages": 2, "runsInFlight": 0}
     gw.stop()
     assert BOT_TOKEN not in gw.output()
     assert BOT_TOKEN.split(":")[1] not in gw.output()

@@ -88,6 +88,10 @@ class ChannelRegistry:
             }
         return report
 
+    def states(self) -> dict[str, str]:
+        """Each channel's state in a word (for ``status``; ``health`` has the detail)."""
+        return {name: str(report["state"]) for name, report in self.health().items()}
+
     # -- send ------------------------------------------------------------------------------
     def _send(self, conn: Connection, params: SendParams) -> Any:
         if not params.message.strip():
