@@ -27,6 +27,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,9 +218,9 @@ class NodePairing:
         for request_id in gone:
             del self.store.pending[request_id]
         if stale:
-            self.store.save_paired()
+            self._save_quietly(self.store.save_paired)
         if gone:
-            self.store.save_pending()
+            self._save_quietly(self.store.save_pending)
 
     # -- connect / close (called by NodeRegistry) ----------------------------------------------
     def node_connected(self, conn: Connection) -> None:
@@ -255,13 +256,22 @@ class NodePairing:
             approved.last_connected_at_ms = now
             approved.remote_ip = conn.ip
             approved.version = params.client.version or approved.version
-            self.store.save_paired()
+            self._save_quietly(self.store.save_paired)
 
     def node_closed(self, node_id: str) -> None:
         approved = self.approved(node_id)
         if approved is not None:
             approved.last_disconnected_at_ms = _now_ms()
-            self.store.save_paired()
+            self._save_quietly(self.store.save_paired)
+
+    @staticmethod
+    def _save_quietly(save: Callable[[], None]) -> None:
+        """Connect/close bookkeeping runs in socket callbacks: a failed write (disk full) is
+        logged, never raised there, where it would skip presence and the close handling."""
+        try:
+            save()
+        except OSError as err:
+            _LOG.error("cannot save node pairing state: %s", err)
 
     def _request(
         self,
@@ -279,7 +289,7 @@ class NodePairing:
             existing.ts = now
             existing.remote_ip = conn.ip
             existing.silent = existing.silent and silent
-            self.store.save_pending()
+            self._save_quietly(self.store.save_pending)
             return
         caps, commands, permissions = surface
         request = PendingSurface(
@@ -305,7 +315,7 @@ class NodePairing:
             del self.store.pending[existing.request_id]
             self._resolved(existing, "rejected", now, to_node=False)
         self.store.pending[request.request_id] = request
-        self.store.save_pending()
+        self._save_quietly(self.store.save_pending)
         _LOG.info(
             "node command approval requested node=%s commands=%s",
             device.device_id,
@@ -321,7 +331,7 @@ class NodePairing:
             del self.store.pending[request.request_id]
             self._resolved(request, "rejected", now, to_node=False)
         if stale:
-            self.store.save_pending()
+            self._save_quietly(self.store.save_pending)
 
     # -- events ------------------------------------------------------------------------------------
     def _to_operators(self, event: str, payload: Any) -> None:

@@ -95,17 +95,17 @@ class NodeRegistry:
     def node_closed(self, conn: Connection) -> None:
         if conn.role != "node" or not conn.device_id:
             return
-        if self.connected.get(conn.device_id) is conn:
-            del self.connected[conn.device_id]
-            self.pairing.node_closed(conn.device_id)
-            self._presence(conn.device_id, connected=False)
-        for pending in list(self.pending.values()):
+        for pending in list(self.pending.values()):  # first: callers must not wait it out
             if pending.node is conn and not pending.future.done():
                 error = {
                     "code": "DISCONNECTED",
                     "message": f"node disconnected ({pending.command})",
                 }
                 pending.future.set_result(error)
+        if self.connected.get(conn.device_id) is conn:
+            del self.connected[conn.device_id]
+            self.pairing.node_closed(conn.device_id)
+            self._presence(conn.device_id, connected=False)
 
     # -- presence ------------------------------------------------------------------------------
     def _presence(self, node_id: str, *, connected: bool) -> None:

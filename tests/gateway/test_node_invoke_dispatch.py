@@ -124,3 +124,33 @@ def test_a_node_gone_between_the_check_and_the_dispatch_is_not_sent_to(tmp_path:
 
     asyncio.run(main())
     assert sent == [] and registry.pending == {}
+
+
+def test_a_failing_disk_never_breaks_node_connect_or_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connect/close bookkeeping writes paired.json; a full disk is logged, not raised into
+    the socket callbacks (where it skipped presence and left invokes waiting for a timeout)."""
+    import errno
+
+    from openclaw_multi.gateway import node_pairing
+
+    registry, conn, _ = _approved_node(tmp_path)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(node_pairing, "write_file_atomic", disk_full)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(registry.invoke("n1", "test.echo", {}))
+        await asyncio.sleep(0)  # dispatched
+        registry.node_closed(conn)  # type: ignore[arg-type]
+        with pytest.raises(MethodError) as failed:
+            await task
+        assert failed.value.message.startswith("DISCONNECTED")
+        registry.node_connected(conn)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert "n1" in registry.connected and registry.pending == {}
+    assert "cannot save node pairing state" in caplog.text
