@@ -340,6 +340,12 @@ class Connection:
                 error_response(request.id, codes.INVALID_REQUEST, "params nested too deeply")
             )
             return
+        except Exception:  # a failing handler (disk full...) answers; never closes with 1011
+            _LOG.exception("%s failed", request.method)
+            self.send_response(
+                error_response(request.id, codes.UNAVAILABLE, "internal error", retryable=True)
+            )
+            return
         if method.is_async:
             self._track(asyncio.ensure_future(result), request.id)
         else:

@@ -7,14 +7,17 @@ loop turn cancels that task before its first step, when no ``finally`` of the co
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import pytest
-from test_gateway_nodes import NODE_CLIENT
+from conftest import GatewayProcess
+from test_gateway_nodes import NODE_CLIENT, TOKEN, node, operator
 
 from openclaw_multi.gateway.devices import PairedDevice
 from openclaw_multi.gateway.methods import MethodError
@@ -154,3 +157,25 @@ def test_a_failing_disk_never_breaks_node_connect_or_close(
     asyncio.run(main())
     assert "n1" in registry.connected and registry.pending == {}
     assert "cannot save node pairing state" in caplog.text
+
+
+def test_a_sync_handler_that_fails_answers_and_keeps_the_socket(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """``node.pair.approve`` whose save fails (paired.json cannot be replaced) answers
+    UNAVAILABLE ``internal error``; picows used to close the operator's socket with 1011."""
+    state = home / ".openclaw-nodes"
+    (state / "nodes" / "paired.json").mkdir(parents=True)  # os.replace onto it fails
+    (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
+    env = {"OPENCLAW_PROFILE": "nodes", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
+    gw = gateway_factory("nodes", env_extra=env)
+    key, nd = node(gw.port, approve=False)
+    op = operator(gw.port)
+    pending = op.call("node.pair.list")["payload"]["pending"]
+    assert [p["nodeId"] for p in pending] == [key.device_id]
+    res = op.call("node.pair.approve", {"requestId": pending[0]["requestId"]})
+    assert res["ok"] is False and res["error"]["code"] == "UNAVAILABLE"
+    assert res["error"]["message"] == "internal error" and res["error"]["retryable"] is True
+    assert op.call("health")["ok"] is True  # the same socket still serves
+    op.close()
+    nd.close()
