@@ -290,8 +290,9 @@ class NodeRegistry:
         """Send ``command`` to a connected node; the awaitable gives the operator's answer.
 
         The one path for operators' ``node.invoke`` and the gateway's own callers (agent
-        runs). Refusals before dispatch raise :class:`MethodError` here; failures after
-        dispatch raise it from the awaitable.
+        runs). Refusals before dispatch raise :class:`MethodError` here; the request is sent
+        when the awaitable starts (a node gone by then: UNAVAILABLE, not dispatched), and
+        failures after dispatch raise from the awaitable.
         """
         node = self.connected.get(node_id)
         if node is None or node.phase is not Phase.CONNECTED:
