@@ -19,6 +19,7 @@ warning naming both paths, and a fresh store is started: the gateway keeps runni
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -93,6 +94,10 @@ class SessionStore:
         try:
             store = cls(_connect(path), path)
         except sqlite3.DatabaseError as err:
+            if not _is_corrupt(err):  # a full disk or an I/O error: never a reason to move data
+                raise SessionStoreError(
+                    f"cannot open session store {path}: {_reason(err)}"
+                ) from None
             aside = path.with_name(f"{FILE_NAME}.corrupt-{int(time.time() * 1000)}")
             _LOG.warning(
                 "session store %s is unreadable (%s): moved aside to %s, starting a new one",
@@ -265,6 +270,22 @@ class SessionStore:
         return rows
 
 
+class _CorruptStore(sqlite3.DatabaseError):
+    """``PRAGMA quick_check`` found damage."""
+
+
+def _is_corrupt(err: sqlite3.DatabaseError) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    return isinstance(err, _CorruptStore) or code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _reason(err: sqlite3.Error) -> str:
+    # SQLite says "database or disk is full"; say it as the rest of the tool does.
+    if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return f"{os.strerror(errno.ENOSPC)} ({err})"
+    return str(err)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Conversations are private: create the file 0600 before SQLite opens it.
@@ -275,7 +296,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")
         check = db.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
-            raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+            raise _CorruptStore(f"quick_check: {check[0] if check else 'no answer'}")
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except BaseException:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_multi.gateway import sessions
 from openclaw_multi.gateway.sessions import (
     FILE_NAME,
     UNANSWERED,
@@ -91,6 +92,28 @@ def test_a_corrupt_file_is_moved_aside_with_a_log_line(
     )
     store.append("agent:main:main", "user", "fresh start")
     assert len(store.history("agent:main:main", 5)) == 1
+    store.close()
+
+
+def test_a_full_disk_is_an_error_and_never_moves_the_sessions_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SessionStore.open(tmp_path)
+    store.append("agent:main:main", "user", "keep me")
+    store.close()
+
+    def full(path: Path) -> sqlite3.Connection:
+        err = sqlite3.OperationalError("database or disk is full")
+        err.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+        raise err
+
+    monkeypatch.setattr(sessions, "_connect", full)
+    with pytest.raises(SessionStoreError, match="No space left on device"):
+        SessionStore.open(tmp_path)
+    assert not list(tmp_path.glob(f"{FILE_NAME}.corrupt-*"))
+    monkeypatch.undo()
+    store = SessionStore.open(tmp_path)
+    assert [m["content"][0]["text"] for m in store.history("agent:main:main", 5)] == ["keep me"]
     store.close()
 
 
