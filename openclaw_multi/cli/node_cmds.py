@@ -6,8 +6,9 @@ may be listed, read and run), keeps its key and device tokens in that profile's 
 and logs to its ``logs/node.log``. Without ``--url`` it joins the profile's own gateway (the
 same rules as ``openclaw gateway call``). With ``--url``, only credentials given for that
 URL are sent: ``--token``/``--token-file``, ``--password``/``--password-file``,
-``OPENCLAW_NODE_TOKEN``, the profile's stored ``nodehost-token`` (``openclaw node start``),
-or the device token a gateway issued this node before.
+``OPENCLAW_NODE_TOKEN``, the profile's stored ``nodehost-token`` (``openclaw node start``;
+used only for the URL it was stored for, ``nodehost-token.url``), or the device token a
+gateway issued this node before.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def run(
                 raise UsageError("--tls-fingerprint needs a wss:// gateway url")
         token = token or obj.env.get(NODE_TOKEN_ENV) or None
         if not token and not password:
-            token = _stored_token(name, explicit, obj)
+            token = _stored_token(name, explicit, obj, url)
     else:
         target = resolve_target(
             (name, explicit),
@@ -113,12 +114,23 @@ def run(
     raise SystemExit(run_node_host(paths, options))
 
 
-def _stored_token(name: str | None, explicit: bool, obj: CliContext) -> str | None:
-    """The token ``openclaw node start`` kept in the profile (``nodehost-token``), if any."""
+TOKEN_URL_FILE = "nodehost-token.url"
+"""The gateway URL the stored token was given for: it is sent to no other."""
+
+
+def _stored_token(name: str | None, explicit: bool, obj: CliContext, url: str) -> str | None:
+    """The token ``openclaw node start`` kept in the profile for ``url``, if any."""
     from ..client.nodehost.app import TOKEN_FILE
 
-    path = resolve_paths(name, obj.env, explicit=explicit).state_dir / TOKEN_FILE
-    return read_secret_file(path, "stored token") if path.exists() else None
+    state = resolve_paths(name, obj.env, explicit=explicit).state_dir
+    path = state / TOKEN_FILE
+    try:
+        bound = (state / TOKEN_URL_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        bound = None  # an older file says not which gateway it is for: never sent
+    if not path.exists() or bound != url:
+        return None
+    return read_secret_file(path, "stored token")
 
 
 # --- supervised node hosts -------------------------------------------------------------------
@@ -132,8 +144,9 @@ def _client(obj: CliContext) -> SupervisorClient:
     return SupervisorClient(resolve_paths(None, obj.env, explicit=False).home, env=obj.env)
 
 
-def _store_token(obj: CliContext, name: str, token: str) -> None:
-    """Keep the gateway token in the node's profile (0600), never on a command line."""
+def _store_token(obj: CliContext, name: str, token: str, url: str) -> None:
+    """Keep the gateway token for ``url`` in the node's profile (0600), never on a command
+    line; ``node run`` sends it to that URL only."""
     from ..client.nodehost.app import TOKEN_FILE
     from ..profiles.atomic import write_file_atomic
 
@@ -141,6 +154,7 @@ def _store_token(obj: CliContext, name: str, token: str) -> None:
     try:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_file_atomic(state / TOKEN_FILE, token.encode() + b"\n", mode=0o600)
+        write_file_atomic(state / TOKEN_URL_FILE, url.encode() + b"\n", mode=0o600)
     except OSError as err:
         raise ConfigError(f"cannot store the token in {state}: {err.strerror}") from None
 
@@ -189,7 +203,10 @@ def start_cmd(
         token = read_secret_file(token_file, "--token-file")
     token = token or obj.env.get(NODE_TOKEN_ENV) or None
     if token:
-        _store_token(obj, name, token)
+        bound = url or _defined_url(obj, name)
+        if bound is None:
+            raise UsageError(f"no node host {name} yet: give --url ws://... with the token")
+        _store_token(obj, name, token, bound)
     started = time.monotonic()
     request = NodeStart(name=name, url=url, display_name=display_name)
     reply = _client(obj).request(request, timeout=timeout, autostart=True)
@@ -200,6 +217,16 @@ def start_cmd(
     elapsed = time.monotonic() - started
     click.echo(f"{name}: running ({pid}{status.url}) in {elapsed:.2f}s")
     click.echo(f"its log: {status.log_path}")
+
+
+def _defined_url(obj: CliContext, name: str) -> str | None:
+    """The URL node host ``name`` is defined with (``nodes.json``), if it is."""
+    from ..client.control import supervisor_dir
+    from ..supervisor.node_defs import NodeFiles, load_nodes
+
+    home = resolve_paths(None, obj.env, explicit=False).home
+    definition = load_nodes(NodeFiles(supervisor_dir(home)).definitions_path).get(name)
+    return definition.url if definition is not None else None
 
 
 @node.command("stop")

@@ -122,3 +122,35 @@ def test_sigterm_while_a_connect_hangs(home: Path) -> None:
             proc.wait(timeout=10)
             if conn is not None:
                 conn.close()
+
+
+@pytest.mark.parametrize("bound", ["ws://127.0.0.1:9/", None])
+def test_a_stored_token_is_sent_only_to_the_url_it_was_stored_for(
+    home: Path, bound: str | None
+) -> None:
+    """``node start --url A --token`` stores the token for A; a ``node run --url B`` on the
+    same profile must not present it to B (nor a file that names no URL, to anyone)."""
+    state = home / ".openclaw-laptop"
+    state.mkdir()
+    (state / "nodehost-token").write_text("secret-for-a\n")
+    if bound is not None:
+        (state / "nodehost-token.url").write_text(bound + "\n")
+    done = run_cli(home, "--url", "ws://127.0.0.1:1/")
+    assert done.returncode == 1, done
+    assert done.stderr.startswith("error: no credentials for ws://127.0.0.1:1/"), done.stderr
+    assert "secret-for-a" not in done.stderr + done.stdout
+
+
+def test_node_start_with_a_token_but_no_url_for_an_undefined_host_stores_nothing(
+    home: Path,
+) -> None:
+    done = subprocess.run(
+        [*CLI, "node", "start", "laptop", "--token", "x"],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done
+    assert done.stderr.startswith("error: no node host laptop yet"), done.stderr
+    assert not (home / ".openclaw-laptop" / "nodehost-token").exists()

@@ -11,7 +11,8 @@
 * ``logs/node.log``: what the host did (rotated 10 MiB x 5, 0600);
 * ``nodehost.status.json``: its link right now (status.py), removed when it stops;
 * ``nodehost-token`` (0600, optional): the gateway token ``openclaw node start`` stored for
-  a supervised host (``node run --url`` reads it when no other credential is given).
+  a supervised host, with ``nodehost-token.url``, the URL it is for (``node run --url`` reads
+  it when no other credential is given, and only for that URL).
 """
 
 from __future__ import annotations
