@@ -11,7 +11,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+from .types import NonEmpty
 
 DEFAULT_WAIT_TIMEOUT_MS: Final = 30_000
 """``agent.wait`` without ``timeoutMs`` waits this long (the reference's default)."""

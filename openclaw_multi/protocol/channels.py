@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+from .types import NonEmpty
 
 
 class SendParams(msgspec.Struct, frozen=True, rename="camel"):

@@ -14,7 +14,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+from .types import NonEmpty
 
 DEFAULT_AGENT_ID: Final = "main"
 MAIN_KEY: Final = "main"

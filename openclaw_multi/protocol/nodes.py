@@ -16,8 +16,7 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from . import codes, scopes
-
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+from .types import NonEmpty
 
 DEFAULT_INVOKE_TIMEOUT_MS: Final = 30_000
 MAX_INVOKE_TIMEOUT_MS: Final = 2_147_483_647  # a JS timer's ceiling, as the reference clamps
