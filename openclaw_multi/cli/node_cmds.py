@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from ..client.target import check_ws_url, read_secret_file, resolve_target
+from ..client.target import check_ws_url, read_secret_file, resolve_target, shown_url
 from ..errors import ConfigError, OpenClawError, SupervisorError, UsageError
 from ..profiles.paths import resolve_paths
 from ..protocol.tls import normalize_fingerprint
@@ -82,7 +82,7 @@ def run(
     if url is not None:
         problem = check_ws_url(url)
         if problem is not None:
-            raise UsageError(f"invalid --url {url!r}: {problem}")
+            raise UsageError(f"invalid --url {shown_url(url)!r}: {problem}")
         pin = None
         if tls_fingerprint is not None:
             pin = normalize_fingerprint(tls_fingerprint)

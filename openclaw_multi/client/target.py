@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, CredentialsRequired, UsageError
 from ..profiles.config import ProfileConfig, load_config
@@ -40,6 +40,7 @@ __all__ = [
     "check_ws_url",
     "read_secret_file",
     "resolve_target",
+    "shown_url",
 ]
 
 CREDENTIALS_REQUIRED = "gateway url override requires explicit credentials"
@@ -70,10 +71,19 @@ class Target:
     tls_fingerprint: str | None = None
 
 
+CREDENTIALS_IN_URL = "credentials in the URL (user:pass@host): use --token or --password instead"
+
+
 def check_ws_url(url: str) -> str | None:
-    """Return why ``url`` is not a usable gateway URL, or None if it is."""
+    """Return why ``url`` is not a usable gateway URL, or None if it is.
+
+    A URL with credentials (``ws://user:pass@host/``) is refused: it would end up in
+    config files, argv and error messages. Use :func:`shown_url` to print a refused URL.
+    """
     try:
         parts = urlsplit(url)
+        if "@" in parts.netloc:
+            return CREDENTIALS_IN_URL
         port = parts.port
     except ValueError as err:
         return str(err)
@@ -84,6 +94,17 @@ def check_ws_url(url: str) -> str | None:
     if port == 0:
         return "port 0"
     return None
+
+
+def shown_url(url: str) -> str:
+    """``url`` safe to print: any ``user:pass@`` part replaced by ``***@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def read_secret_file(path: Path, flag: str = "--password-file") -> str:
@@ -147,7 +168,7 @@ def resolve_target(
     if url is not None:
         problem = check_ws_url(url)
         if problem is not None:
-            raise UsageError(f"invalid --url {url!r}: {problem}")
+            raise UsageError(f"invalid --url {shown_url(url)!r}: {problem}")
         if not token and not password and password_file is None:
             raise CredentialsRequired(CREDENTIALS_REQUIRED)
     if password_file is not None:

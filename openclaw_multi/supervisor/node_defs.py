@@ -87,10 +87,16 @@ def check_node_url(url: str) -> str:
     """``url`` if it is a usable gateway URL.
 
     Raises:
-        UsageError: Not ``ws://`` or ``wss://`` with a host.
+        UsageError: Not ``ws://`` or ``wss://`` with a host, or credentials in the URL
+            (they would be stored in ``nodes.json`` and shown on the host's command line).
     """
     try:
         parts = urlsplit(url)
+        if "@" in parts.netloc:
+            # Never echo the URL: it holds a secret.
+            raise UsageError(
+                "--url must not contain credentials (user:pass@host): use --token instead"
+            )
         _ = parts.port
     except ValueError as err:
         raise UsageError(f"invalid --url {url!r}: {err}") from None

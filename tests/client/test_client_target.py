@@ -12,6 +12,7 @@ from openclaw_multi.client.target import (
     CREDENTIALS_REQUIRED,
     check_ws_url,
     resolve_target,
+    shown_url,
 )
 from openclaw_multi.errors import ConfigError, CredentialsRequired, GatewayError, UsageError
 from openclaw_multi.profiles.ports import derived_port
@@ -72,6 +73,18 @@ def test_check_ws_url() -> None:
     assert check_ws_url("http://x/") is not None
     assert check_ws_url("ws://:5/") is not None
     assert check_ws_url("ws://h:99999/") is not None
+
+
+def test_a_url_with_credentials_is_refused_without_echoing_them(home: Path) -> None:
+    for url in ("ws://user:s3cret@gw:1/", "wss://s3cret@gw/", "ws://@gw/"):
+        problem = check_ws_url(url)
+        assert problem is not None and "--token" in problem, url
+        with pytest.raises(UsageError, match="credentials") as caught:
+            resolve_target((None, False), env_for(home), url=url, token="t")
+        assert "s3cret" not in str(caught.value)
+    assert shown_url("ws://user:s3cret@gw:1/x") == "ws://***@gw:1/x"
+    assert shown_url("ws://gw:1/a@b") == "ws://gw:1/a@b"  # "@" in the path is no userinfo
+    assert check_ws_url("ws://gw:1/a@b") is None
 
 
 def test_local_port_precedence(home: Path) -> None:

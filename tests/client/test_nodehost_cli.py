@@ -35,6 +35,11 @@ def run_cli(home: Path, *args: str, timeout: float = 30) -> subprocess.Completed
         ),
         (["--url", "http://127.0.0.1:9/", "--token", "a"], 2, "error: invalid --url"),
         (
+            ["--url", "ws://me:s3cret@127.0.0.1:9/", "--token", "a"],
+            2,
+            "error: invalid --url 'ws://***@127.0.0.1:9/': credentials in the URL",
+        ),
+        (
             ["--url", "ws://127.0.0.1:9/", "--token", "a", "--tls-fingerprint", "zz"],
             2,
             "error: invalid --tls-fingerprint",
@@ -154,3 +159,17 @@ def test_node_start_with_a_token_but_no_url_for_an_undefined_host_stores_nothing
     assert done.returncode == 2, done
     assert done.stderr.startswith("error: no node host laptop yet"), done.stderr
     assert not (home / ".openclaw-laptop" / "nodehost-token").exists()
+
+
+def test_node_start_refuses_a_url_with_credentials(home: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "node", "start", "laptop", "--url", "ws://me:s3cret@127.0.0.1:9/"],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done
+    assert done.stderr.startswith("error: --url must not contain credentials"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "s3cret" not in done.stderr
+    assert not (home / ".openclaw-supervisor" / "nodes.json").exists()

@@ -53,6 +53,18 @@ def test_names_and_urls() -> None:
             check_node_url(bad)
 
 
+def test_a_url_with_credentials_is_refused_without_echoing_them(tmp_path: Path) -> None:
+    """They would sit in nodes.json and on the node host's command line."""
+    for url in ("ws://user:s3cret@gw:18789/", "wss://s3cret@gw/"):
+        with pytest.raises(UsageError, match="use --token") as caught:
+            check_node_url(url)
+        assert "s3cret" not in str(caught.value)
+    # One already on disk (written by an older version) is not loaded.
+    path = tmp_path / "nodes.json"
+    path.write_text('{"version": 1, "nodes": {"laptop": {"url": "ws://u:p@gw/"}}}')
+    assert load_nodes(path) == {}
+
+
 def test_pid_files(tmp_path: Path) -> None:
     files = NodeFiles(tmp_path)
     files.ensure_dir()
