@@ -11,10 +11,11 @@ from typing import Annotated, Final
 
 import msgspec
 
-from .types import NonEmpty
+from .types import MAX_TIMER_MS, NonEmpty
 
 DEFAULT_WAIT_TIMEOUT_MS: Final = 30_000
 """``agent.wait`` without ``timeoutMs`` waits this long (the reference's default)."""
+MAX_WAIT_TIMEOUT_MS: Final = MAX_TIMER_MS
 
 
 class AgentParams(msgspec.Struct, frozen=True, rename="camel"):
@@ -31,3 +32,14 @@ class AgentWaitParams(msgspec.Struct, frozen=True, rename="camel"):
 
     run_id: NonEmpty
     timeout_ms: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+def wait_timeout_ms(requested: int | None) -> int:
+    """How long ``agent.wait`` waits: 30 s unless asked, 0 as asked, clamped to a timer's range.
+
+    A client may send any non-negative integer; without the clamp a huge ``timeoutMs`` parks
+    the request (and its waiter) for what is in effect forever.
+    """
+    if requested is None:
+        return DEFAULT_WAIT_TIMEOUT_MS
+    return min(requested, MAX_WAIT_TIMEOUT_MS)

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from . import codes, scopes
-from .types import NonEmpty
+from .types import MAX_TIMER_MS, NonEmpty
 
 DEFAULT_INVOKE_TIMEOUT_MS: Final = 30_000
-MAX_INVOKE_TIMEOUT_MS: Final = 2_147_483_647  # a JS timer's ceiling, as the reference clamps
+MAX_INVOKE_TIMEOUT_MS: Final = MAX_TIMER_MS
 
 
 class NodeIdParams(msgspec.Struct, frozen=True, rename="camel"):

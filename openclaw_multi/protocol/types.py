@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeAlias
+from typing import Annotated, Final, TypeAlias
 
 import msgspec
 
-__all__ = ["NonEmpty"]
+__all__ = ["MAX_TIMER_MS", "NonEmpty"]
 
 NonEmpty: TypeAlias = Annotated[str, msgspec.Meta(min_length=1)]
 """A string with at least one character (msgspec rejects ``""`` with a validation error)."""
+
+MAX_TIMER_MS: Final = 2_147_483_647
+"""The longest wait a client may ask for (a JS timer's ceiling, where the reference clamps)."""

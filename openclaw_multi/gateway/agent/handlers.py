@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ...protocol import codes, scopes
-from ...protocol.agent import DEFAULT_WAIT_TIMEOUT_MS, AgentParams, AgentWaitParams
+from ...protocol.agent import AgentParams, AgentWaitParams, wait_timeout_ms
 from ...protocol.chat import canonical_session_key, normalize_agent_id, parse_agent_session_key
 from ...protocol.frames import ResponseFrame
 from ..methods import Method, MethodError
@@ -92,7 +92,7 @@ class AgentMethods:
         )
 
     async def _wait(self, conn: Connection, params: AgentWaitParams) -> dict[str, Any]:
-        timeout_ms = DEFAULT_WAIT_TIMEOUT_MS if params.timeout_ms is None else params.timeout_ms
+        timeout_ms = wait_timeout_ms(params.timeout_ms)
         run = await self.registry.wait(params.run_id, timeout_ms / 1000)
         if run is None:
             return {"runId": params.run_id, "status": "timeout"}
