@@ -9,7 +9,7 @@ system trust store. A ``text/event-stream`` answer can be handed over line by li
 arrives (model endpoints stream their tokens that way).
 
 URLs may hold secrets (the Telegram Bot API puts the bot token in the path): nothing here logs
-a URL, and :class:`HttpError` messages name only host and port.
+a URL or a header value, and :class:`HttpError` messages name only host, port and header names.
 """
 
 from __future__ import annotations
@@ -80,10 +80,13 @@ async def request(
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = parts.hostname if parts.port is None else where
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    lines += [f"{name}: {value}" for name, value in _checked_headers(headers or {})]
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:  # headers are checked: the URL's path, query or host is left
+        raise HttpError(f"the URL for {where} is not Latin-1 (percent-encode it)") from None
     tls = _tls_context() if parts.scheme == "https" else None
     try:
         async with asyncio.timeout(timeout):
@@ -168,6 +171,22 @@ async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncI
     else:
         while chunk := await reader.read(READ_SIZE):
             yield chunk
+
+
+def _checked_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    """The headers, refused with :class:`HttpError` if one cannot go on the wire as is.
+
+    Values are often secrets (``Authorization: Bearer <key>``, a pasted key with a smart
+    quote in it): the error names the header, never the value.
+    """
+    for name, value in headers.items():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise HttpError(f"header value is not Latin-1: {name}") from None
+        if "\r" in value or "\n" in value:  # would end the header early (or add one)
+            raise HttpError(f"header value has a line break: {name}")
+    return list(headers.items())
 
 
 def _reason(err: BaseException) -> str:

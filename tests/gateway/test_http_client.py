@@ -64,3 +64,29 @@ def test_request_reads_a_close_delimited_answer_sent_in_two_writes() -> None:
 
     response = asyncio.run(main())
     assert response.body == b'{"result": [1, 2, 3]}'
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("Bearer sk-\u201csecret\u201d", "header value is not Latin-1: Authorization"),
+        ("Bearer sk-secret\r\nX-Evil: 1", "header value has a line break: Authorization"),
+    ],
+)
+def test_a_header_that_cannot_be_sent_is_an_http_error_naming_only_the_header(
+    value: str, problem: str
+) -> None:
+    # Refused before any connection: port 9 (discard) on loopback is never reached.
+    with pytest.raises(http_client.HttpError) as caught:
+        asyncio.run(
+            http_client.request(
+                "POST", "http://127.0.0.1:9/v1", body=b"{}", headers={"Authorization": value}
+            )
+        )
+    assert str(caught.value) == problem
+    assert "secret" not in str(caught.value)
+
+
+def test_a_url_path_that_is_not_latin_1_is_an_http_error() -> None:
+    with pytest.raises(http_client.HttpError, match="not Latin-1"):
+        asyncio.run(http_client.request("GET", "http://127.0.0.1:9/\u2603"))
