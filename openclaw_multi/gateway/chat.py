@@ -26,6 +26,7 @@ from .agent.offline import OfflineBackend
 from .agent.openai import OpenAIBackend
 from .agent.runs import RunRegistry
 from .agent.tools import ToolBox
+from .http_client import origin
 from .methods import Method, MethodError
 from .sessions import SessionStore, SessionStoreError
 
@@ -58,13 +59,17 @@ class ChatReplyFailed(OpenClawError):
 
 
 def make_backend(section: AgentSection) -> Backend:
-    """The backend ``agent.backend`` names (the key's source is logged, never the key)."""
+    """The backend ``agent.backend`` names.
+
+    Logged: the key's source, never the key, and only the origin of the base URL (a URL may
+    carry credentials: ``user:pass@``, ``?api-key=``).
+    """
     if section.backend == "openai":
         backend = OpenAIBackend(section.openai, os.environ)
         _LOG.info(
             "agent backend: openai-compatible, model %s at %s (key: %s)",
             section.openai.model,
-            section.openai.base_url,
+            origin(section.openai.base_url),
             backend.key_source,
         )
         return backend
