@@ -329,6 +329,39 @@ def test_host_answers_inline_unknown_and_failing_commands(tmp_path: Path) -> Non
     assert sent[3][1]["error"] == {"code": "UNAVAILABLE", "message": "node invocation failed"}
 
 
+def test_a_result_that_is_not_json_is_answered_as_a_failure_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Inline (in the socket callback) and task commands alike: the gateway must not wait
+    for its timeout because a command returned something msgspec cannot encode."""
+
+    async def returns_an_object(params: dict[str, Any], invocation: Invocation) -> Any:
+        return {"value": object()}
+
+    async def scenario() -> list[tuple[str, dict[str, Any]]]:
+        host, link = make_host(tmp_path), FakeLink()
+        host.registry.inline["system.info"] = lambda p, i: {1j}
+        host.registry.handlers["system.run"] = returns_an_object
+        host._on_event(link, request_event("system.info"))  # type: ignore[arg-type]
+        assert len(link.sent) == 1  # answered inside the callback
+        host._on_event(link, request_event("system.run", {}, invoke_id="inv-2"))  # type: ignore[arg-type]
+        async with asyncio.timeout(10):
+            while host._inflight:
+                await asyncio.sleep(0.01)
+        return link.sent
+
+    with caplog.at_level("ERROR", logger="openclaw.node"):
+        sent = asyncio.run(scenario())
+    failure = {"code": "UNAVAILABLE", "message": "node invocation failed: result is not JSON"}
+    assert [(p["id"], p["ok"], p["error"]) for _, p in sent] == [
+        ("inv-1", False, failure),
+        ("inv-2", False, failure),
+    ]
+    assert all("payloadJSON" not in p for _, p in sent)
+    assert "system.info returned a result that is not JSON" in caplog.text
+    assert "system.run returned a result that is not JSON" in caplog.text
+
+
 def test_host_runs_slow_commands_as_tasks_and_honours_cancel(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[Any], list[Any]]:
         host, link = make_host(tmp_path), FakeLink()

@@ -62,6 +62,7 @@ _cancel_decoder: Final = msgspec.json.Decoder(InvokeCancel)
 _payload_encoder: Final = msgspec.json.Encoder()
 _NOT_SUPPORTED: Final = CommandError("UNAVAILABLE", "command not supported")
 _FAILED: Final = CommandError("UNAVAILABLE", "node invocation failed")
+_UNENCODABLE: Final = CommandError("UNAVAILABLE", "node invocation failed: result is not JSON")
 
 
 @dataclass(frozen=True)
@@ -320,10 +321,14 @@ class NodeHost:
         """Send ``node.invoke.result``; its acknowledgement is not waited for."""
         result: dict[str, Any] = {"id": request.id, "nodeId": request.node_id}
         if error is None:
-            result["ok"] = True
-            result["payloadJSON"] = _payload_encoder.encode(payload).decode()
-        else:
-            if error is not _FAILED:  # a failure was logged with its traceback already
+            try:
+                result["payloadJSON"] = _payload_encoder.encode(payload).decode()
+                result["ok"] = True
+            except Exception:  # a command's bug: answer now, or the gateway waits to timeout
+                LOG.exception("%s returned a result that is not JSON", request.command)
+                error = _UNENCODABLE
+        if error is not None:
+            if error is not _FAILED and error is not _UNENCODABLE:  # traceback logged already
                 LOG.info("%s refused: %s %s", request.command, error.code, error.message)
             result["ok"] = False
             result["error"] = {"code": error.code, "message": error.message}
