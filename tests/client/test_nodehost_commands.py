@@ -108,6 +108,21 @@ def test_system_info_and_notify(tmp_path: Path, caplog: pytest.LogCaptureFixture
         assert err.value.message == message
 
 
+def test_notify_text_cannot_forge_log_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = settings(tmp_path)
+    notify = build_registry(s).inline["system.notify"]
+    forged = "2026-01-01 00:00:00,000 WARNING openclaw.node: forged"
+    params = {"title": f"t\n{forged}", "body": f"b\r\x1b[2J\u2028{forged}"}
+    with caplog.at_level("INFO", logger="openclaw.node"):
+        assert notify(params, inv(s)) == {"ok": True}
+    (record,) = caplog.records
+    line = record.getMessage()
+    assert line.splitlines() == [line]
+    assert line == (f"notification (active): t\\n{forged} - b\\r\\x1b[2J\\u2028{forged}")
+
+
 def test_system_which(tmp_path: Path) -> None:
     s = settings(tmp_path, path_env=os.path.dirname(sys.executable))
     which = build_registry(s).handlers["system.which"]

@@ -26,6 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from ... import __version__
+from .rules import log_text
 
 __all__ = [
     "CommandError",
@@ -160,9 +161,9 @@ def system_notify(params: dict[str, Any], inv: Invocation) -> Any:
     LOG.info(
         "notification (%s): %s%s%s",
         priority or "active",
-        title,
+        log_text(title),  # the gateway's caller wrote these: no forged log lines
         " - " if title and body else "",
-        body,
+        log_text(body),
     )
     return {"ok": True}
 

@@ -31,7 +31,7 @@ from ...protocol.frames import IncomingEvent
 from ..gateway import GatewayClient
 from ..identity import DeviceAuthStore, DeviceIdentity
 from .commands import CommandError, Handler, Invocation, Registry, decode_params
-from .rules import backoff_delay
+from .rules import backoff_delay, log_text
 
 __all__ = ["NodeHost", "NodeLink"]
 
@@ -329,7 +329,12 @@ class NodeHost:
                 error = _UNENCODABLE
         if error is not None:
             if error is not _FAILED and error is not _UNENCODABLE:  # traceback logged already
-                LOG.info("%s refused: %s %s", request.command, error.code, error.message)
+                LOG.info(
+                    "%s refused: %s %s",
+                    log_text(request.command),
+                    error.code,
+                    log_text(error.message),  # may quote a requested path
+                )
             result["ok"] = False
             result["error"] = {"code": error.code, "message": error.message}
         with contextlib.suppress(GatewayError):

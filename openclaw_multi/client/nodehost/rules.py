@@ -11,6 +11,8 @@
 * Reconnects: :func:`backoff_delay` is capped exponential backoff with jitter.
 * Environment: :func:`child_environment` drops the node host's own secrets before a child
   process sees its environment.
+* Logging: :func:`log_text` escapes what a remote party sent (a notification's text, a
+  command name) so it cannot start a forged line in ``node.log``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "canonical_roots",
     "child_environment",
     "inside",
+    "log_text",
     "resolve_in_roots",
     "resolve_program",
 ]
@@ -229,3 +232,11 @@ def backoff_delay(
     ceiling: float = min(cap, base * 2.0 ** min(attempt, 32))
     jitter: float = (rng or random).random()
     return ceiling * (0.5 + 0.5 * jitter)
+
+
+def log_text(text: str) -> str:
+    """``text`` on one line: every non-printable character (newlines, CR, escape sequences,
+    Unicode line separators) written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
