@@ -115,6 +115,17 @@ def test_unreachable_gateway_is_one_line(home: Path) -> None:
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("group", "default"), [("nodes", "list"), ("devices", "self")])
+def test_group_options_belong_to_the_subcommand(home: Path, group: str, default: str) -> None:
+    """docs/cli.md: bare ``openclaw nodes`` runs ``list`` without options; ``--json`` is the
+    subcommand's, so on the group it is a usage error (exit 2), as for ``devices``."""
+    res = openclaw(home, group, "--json")
+    assert res.returncode == 2 and "No such option '--json'" in res.stderr
+    assert "Traceback" not in res.stderr
+    help_text = openclaw(home, group, default, "--help").stdout
+    assert "--json" in help_text
+
+
 def test_format_list() -> None:
     assert format_list({"nodes": []}, now_ms=0) == "No nodes."
     text = format_list(
