@@ -20,9 +20,7 @@ functions of :mod:`openclaw_multi.protocol.device`), and the ``device.pair.*`` /
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import secrets
 import time
 import uuid
@@ -31,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..profiles.atomic import write_file_atomic
 from ..protocol import codes, scopes
 from ..protocol import device as proto
 from ..protocol.connect import ConnectParams
 from ..protocol.frames import encoder
 from ..protocol.handshake import Accepted, Rejected, negotiate_protocol
 from .methods import Method, MethodError
+from .record_store import PairingFiles
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -126,29 +124,11 @@ class PendingRequest(msgspec.Struct, rename="camel", omit_defaults=True):
     is_repair: bool = False
 
 
-_paired_decoder = msgspec.json.Decoder(dict[str, PairedDevice])
-_pending_decoder = msgspec.json.Decoder(dict[str, PendingRequest])
-
-
-class PairingStore:
+class PairingStore(PairingFiles[PairedDevice, PendingRequest]):
     """The two files, loaded once and rewritten whole (atomically) on every change."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.paired_path = directory / "paired.json"
-        self.pending_path = directory / "pending.json"
-        self.paired: dict[str, PairedDevice] = _load(self.paired_path, _paired_decoder)
-        self.pending: dict[str, PendingRequest] = _load(self.pending_path, _pending_decoder)
-
-    def save_paired(self) -> None:
-        self._write(self.paired_path, self.paired)
-
-    def save_pending(self) -> None:
-        self._write(self.pending_path, self.pending)
-
-    def _write(self, path: Path, value: Any) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_file_atomic(path, msgspec.json.format(msgspec.json.encode(value)), mode=0o600)
+        super().__init__(directory, PairedDevice, PendingRequest, what="device pairing")
 
     def prune(self, now_ms: int) -> None:
         """Forget pending requests older than the pairing TTL."""
@@ -157,24 +137,6 @@ class PairingStore:
             del self.pending[rid]
         if stale:
             self.save_pending()
-
-
-def _load(path: Path, decoder: msgspec.json.Decoder[Any]) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        _LOG.error("cannot read %s: %s; starting with none", path, err.strerror)
-        return {}
-    try:
-        return decoder.decode(data)  # type: ignore[no-any-return]
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        # Keep the unreadable file for a person to look at; never silently overwrite it.
-        with contextlib.suppress(OSError):
-            os.replace(path, path.with_suffix(f".corrupt-{int(time.time())}.json"))
-        _LOG.error("%s is not a pairing file (%s); moved aside, starting with none", path, err)
-        return {}
 
 
 def _now_ms() -> int:

@@ -22,9 +22,7 @@ secret, but they say what may run on a machine):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -33,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..profiles.atomic import write_file_atomic
 from ..protocol import codes, scopes
 from ..protocol import nodes as proto
 from ..protocol.frames import encoder
 from ..protocol.handshake import Phase
 from .methods import Method, MethodError
+from .record_store import PairingFiles
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -111,47 +109,11 @@ class PendingSurface(msgspec.Struct, rename="camel", omit_defaults=True):
         return out
 
 
-_paired_decoder = msgspec.json.Decoder(dict[str, ApprovedNode])
-_pending_decoder = msgspec.json.Decoder(dict[str, PendingSurface])
-
-
-class NodePairingStore:
+class NodePairingStore(PairingFiles[ApprovedNode, PendingSurface]):
     """The two files, loaded once and rewritten whole (atomically) on every change."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.paired_path = directory / "paired.json"
-        self.pending_path = directory / "pending.json"
-        self.paired: dict[str, ApprovedNode] = _load(self.paired_path, _paired_decoder)
-        self.pending: dict[str, PendingSurface] = _load(self.pending_path, _pending_decoder)
-
-    def save_paired(self) -> None:
-        self._write(self.paired_path, self.paired)
-
-    def save_pending(self) -> None:
-        self._write(self.pending_path, self.pending)
-
-    def _write(self, path: Path, value: Any) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_file_atomic(path, msgspec.json.format(msgspec.json.encode(value)), mode=0o600)
-
-
-def _load(path: Path, decoder: msgspec.json.Decoder[Any]) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        _LOG.error("cannot read %s: %s; starting with none", path, err.strerror)
-        return {}
-    try:
-        return decoder.decode(data)  # type: ignore[no-any-return]
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        # Kept for a person to look at; an unreadable approval file approves nothing.
-        with contextlib.suppress(OSError):
-            os.replace(path, path.with_suffix(f".corrupt-{int(time.time())}.json"))
-        _LOG.error("%s is not a node pairing file (%s); moved aside, starting with none", path, err)
-        return {}
+        super().__init__(directory, ApprovedNode, PendingSurface, what="node pairing")
 
 
 def _now_ms() -> int:

@@ -136,14 +136,14 @@ def test_a_failing_disk_never_breaks_node_connect_or_close(
     the socket callbacks (where it skipped presence and left invokes waiting for a timeout)."""
     import errno
 
-    from openclaw_multi.gateway import node_pairing
+    from openclaw_multi.gateway import record_store
 
     registry, conn, _ = _approved_node(tmp_path)
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(node_pairing, "write_file_atomic", disk_full)
+    monkeypatch.setattr(record_store, "write_file_atomic", disk_full)
 
     async def main() -> None:
         task = asyncio.ensure_future(registry.invoke("n1", "test.echo", {}))

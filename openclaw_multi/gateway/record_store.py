@@ -1,0 +1,112 @@
+"""JSON files of records keyed by id, as the pairing stores keep them (devices/, nodes/).
+
+A :class:`RecordFile` is one ``{id: record}`` JSON object of msgspec Structs: read once,
+rewritten whole and atomically (profiles/atomic.py), mode 0600 in a 0700 directory. A file
+that cannot be read starts empty (logged); one that does not decode is moved aside
+(``<name>.corrupt-<unix time>.json``) for a person to look at, never overwritten, and starts
+empty: an unreadable approval file approves nothing.
+
+:class:`PairingFiles` is the pair both pairing stores have: ``paired.json`` (what an
+operator approved) and ``pending.json`` (what waits for one), held in memory as two dicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import msgspec
+
+from ..profiles.atomic import write_file_atomic
+
+__all__ = ["PairingFiles", "RecordFile"]
+
+_LOG = logging.getLogger("openclaw.gateway")
+
+R = TypeVar("R", bound=msgspec.Struct)
+P = TypeVar("P", bound=msgspec.Struct)
+Q = TypeVar("Q", bound=msgspec.Struct)
+
+
+class RecordFile(Generic[R]):
+    """One ``{id: record}`` JSON file of ``record_type`` Structs.
+
+    Args:
+        path: The file; its directory is created (0700) on the first save.
+        record_type: The Struct each value decodes to.
+        what: What the file is, for log lines (``"node pairing"``).
+    """
+
+    def __init__(self, path: Path, record_type: type[R], *, what: str) -> None:
+        self.path = path
+        self.what = what
+        self._decoder: msgspec.json.Decoder[dict[str, R]] = msgspec.json.Decoder(
+            dict[str, record_type]  # type: ignore[valid-type]
+        )
+
+    def load(self) -> dict[str, R]:
+        """The records; none when the file is missing, unreadable or corrupt (module doc)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as err:
+            _LOG.error("cannot read %s: %s; starting with none", self.path, err.strerror)
+            return {}
+        try:
+            return self._decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            aside = self.path.with_suffix(f".corrupt-{int(time.time())}.json")
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+            _LOG.error(
+                "%s is not a %s file (%s); moved aside, starting with none",
+                self.path,
+                self.what,
+                err,
+            )
+            return {}
+
+    def save(self, records: Mapping[str, R]) -> None:
+        """Replace the file with ``records`` (atomically, 0600).
+
+        Raises:
+            OSError: The directory or file cannot be written (read-only, disk full...); the
+                file is then as it was.
+        """
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = msgspec.json.format(msgspec.json.encode(records))
+        write_file_atomic(self.path, data, mode=0o600)
+
+
+class PairingFiles(Generic[P, Q]):
+    """``paired.json`` and ``pending.json`` in ``directory``, loaded once into two dicts.
+
+    Args:
+        directory: Where the two files live (created on the first save, 0700).
+        paired_type: The Struct of an approved record.
+        pending_type: The Struct of a pending request.
+        what: What the files are, for log lines.
+    """
+
+    def __init__(
+        self, directory: Path, paired_type: type[P], pending_type: type[Q], *, what: str
+    ) -> None:
+        self.directory = directory
+        self.paired_file = RecordFile(directory / "paired.json", paired_type, what=what)
+        self.pending_file = RecordFile(directory / "pending.json", pending_type, what=what)
+        self.paired: dict[str, P] = self.paired_file.load()
+        self.pending: dict[str, Q] = self.pending_file.load()
+
+    def save_paired(self) -> None:
+        """Write ``paired`` as it is in memory (raises OSError, see :meth:`RecordFile.save`)."""
+        self.paired_file.save(self.paired)
+
+    def save_pending(self) -> None:
+        """Write ``pending`` as it is in memory (raises OSError, see :meth:`RecordFile.save`)."""
+        self.pending_file.save(self.pending)
