@@ -116,6 +116,17 @@ class NodePairingStore(PairingFiles[ApprovedNode, PendingSurface]):
         super().__init__(directory, ApprovedNode, PendingSurface, what="node pairing")
 
 
+def _without(records: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    """A copy of ``records`` without ``keys`` (the new state, built before it is saved)."""
+    return {k: v for k, v in records.items() if k not in keys}
+
+
+def _save_failed(err: OSError) -> MethodError:
+    _LOG.error("cannot save node approvals: %s", err)
+    reason = err.strerror or str(err) or type(err).__name__
+    return MethodError(codes.UNAVAILABLE, f"cannot save node approvals: {reason}", retryable=True)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -225,6 +236,26 @@ class NodePairing:
         if approved is not None:
             approved.last_disconnected_at_ms = _now_ms()
             self._save_quietly(self.store.save_paired)
+
+    def commit_approvals(self, paired: dict[str, ApprovedNode]) -> None:
+        """Save ``paired`` as the approved surfaces, then put it in effect.
+
+        Raises:
+            MethodError: UNAVAILABLE ``cannot save node approvals: <reason>`` (retryable);
+                nothing changed, in memory or on disk.
+        """
+        try:
+            self.store.commit_paired(paired)
+        except OSError as err:
+            raise _save_failed(err) from None
+
+    def _commit_pending_quietly(self, pending: dict[str, PendingSurface]) -> None:
+        """Drop decided requests; after a durable decision a failed write is only logged (a
+        stale request is cleared again when its node reconnects within the approval)."""
+        try:
+            self.store.commit_pending(pending)
+        except OSError as err:
+            _LOG.error("cannot save node pairing state: %s", err)
 
     @staticmethod
     def _save_quietly(save: Callable[[], None]) -> None:
@@ -373,10 +404,8 @@ class NodePairing:
         )
         if request.node_id in self.gateway.nodes.connected:
             record.last_connected_at_ms = record.last_connected_at_ms or now
-        self.store.paired[record.node_id] = record
-        del self.store.pending[request_id]
-        self.store.save_paired()
-        self.store.save_pending()
+        self.commit_approvals({**self.store.paired, record.node_id: record})
+        self._commit_pending_quietly(_without(self.store.pending, {request_id}))
         _LOG.info(
             "node command approval approved node=%s commands=%s",
             record.node_id,
@@ -389,10 +418,13 @@ class NodePairing:
     def _reject(self, conn: Connection, params: proto.NodePairRequestParams) -> dict[str, Any]:
         self._prune()
         request_id = params.request_id.strip()
-        request = self.store.pending.pop(request_id, None)
+        request = self.store.pending.get(request_id)
         if request is None:
             raise MethodError(codes.INVALID_REQUEST, "unknown requestId")
-        self.store.save_pending()
+        try:
+            self.store.commit_pending(_without(self.store.pending, {request_id}))
+        except OSError as err:
+            raise _save_failed(err) from None
         _LOG.info("node command approval rejected node=%s", request.node_id)
         self._resolved(request, "rejected", _now_ms(), to_node=True)
         self.gateway.invalidate_health()
@@ -404,25 +436,32 @@ class NodePairing:
         devices = self.gateway.devices.store
         device = devices.paired.get(node_id)
         had_role = device is not None and "node" in device.roles
-        record = self.store.paired.pop(node_id, None)
-        if record is None and not had_role:
+        if node_id not in self.store.paired and not had_role:
             raise MethodError(codes.INVALID_REQUEST, "unknown nodeId")
-        for request_id in [
-            r.request_id for r in self.store.pending.values() if r.node_id == node_id
-        ]:
-            del self.store.pending[request_id]
+        # Each file saved, then swapped in: the approval first (invokes stop), then the
+        # device's node role (it cannot connect as a node). A failure stops there with the
+        # saved part in effect, so memory never claims what a restart would undo; the
+        # operator's retry finishes the rest.
+        if node_id in self.store.paired:
+            self.commit_approvals(_without(self.store.paired, {node_id}))
         if device is not None and had_role:
             # A node-only device row goes; a mixed-role device keeps its other roles.
             roles = [r for r in device.roles if r != "node"]
+            remaining = _without(devices.paired, {node_id})
             if roles:
-                device.roles = roles
-                device.role = device.role if device.role in roles else roles[0]
-                device.tokens = [t for t in device.tokens if t.role != "node"]
-            else:
-                del devices.paired[node_id]
-            devices.save_paired()
-        self.store.save_paired()
-        self.store.save_pending()
+                remaining[node_id] = msgspec.structs.replace(
+                    device,
+                    roles=roles,
+                    role=device.role if device.role in roles else roles[0],
+                    tokens=[t for t in device.tokens if t.role != "node"],
+                )
+            try:
+                devices.commit_paired(remaining)
+            except OSError as err:
+                raise _save_failed(err) from None
+        requests = {r.request_id for r in self.store.pending.values() if r.node_id == node_id}
+        if requests:  # moot now (no longer bound to a node device): a failure is only logged
+            self._commit_pending_quietly(_without(self.store.pending, requests))
         _LOG.info("node pairing removed node=%s", node_id)
         now = _now_ms()
         self._to_operators(

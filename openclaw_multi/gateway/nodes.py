@@ -262,8 +262,8 @@ class NodeRegistry:
         record = self.pairing.approved(params.node_id.strip())
         if record is None:  # as the reference: only a node with an approved surface
             raise MethodError(codes.INVALID_REQUEST, "unknown nodeId")
-        record.display_name = name
-        self.pairing.store.save_paired()
+        renamed = msgspec.structs.replace(record, display_name=name)
+        self.pairing.commit_approvals({**self.pairing.store.paired, record.node_id: renamed})
         return {"nodeId": record.node_id, "displayName": name}
 
     # -- invoke ----------------------------------------------------------------------------------

@@ -110,3 +110,24 @@ class PairingFiles(Generic[P, Q]):
     def save_pending(self) -> None:
         """Write ``pending`` as it is in memory (raises OSError, see :meth:`RecordFile.save`)."""
         self.pending_file.save(self.pending)
+
+    def commit_paired(self, records: dict[str, P]) -> None:
+        """Save ``records`` as ``paired.json``, then make them ``paired``.
+
+        Build the new state, save, swap: a decision is in effect only once it would survive
+        a restart.
+
+        Raises:
+            OSError: Not saved; ``paired`` is unchanged.
+        """
+        self.paired_file.save(records)
+        self.paired = records
+
+    def commit_pending(self, records: dict[str, Q]) -> None:
+        """Save ``records`` as ``pending.json``, then make them ``pending``.
+
+        Raises:
+            OSError: Not saved; ``pending`` is unchanged.
+        """
+        self.pending_file.save(records)
+        self.pending = records

@@ -159,11 +159,12 @@ def test_a_failing_disk_never_breaks_node_connect_or_close(
     assert "cannot save node pairing state" in caplog.text
 
 
-def test_a_sync_handler_that_fails_answers_and_keeps_the_socket(
+def test_an_approval_that_cannot_be_saved_answers_and_stays_pending(
     home: Path, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:
     """``node.pair.approve`` whose save fails (paired.json cannot be replaced) answers
-    UNAVAILABLE ``internal error``; picows used to close the operator's socket with 1011."""
+    UNAVAILABLE naming the cause, keeps the operator's socket (picows used to close it with
+    1011) and approves nothing: the request is still pending, as a restart would find it."""
     state = home / ".openclaw-nodes"
     (state / "nodes" / "paired.json").mkdir(parents=True)  # os.replace onto it fails
     (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
@@ -175,7 +176,46 @@ def test_a_sync_handler_that_fails_answers_and_keeps_the_socket(
     assert [p["nodeId"] for p in pending] == [key.device_id]
     res = op.call("node.pair.approve", {"requestId": pending[0]["requestId"]})
     assert res["ok"] is False and res["error"]["code"] == "UNAVAILABLE"
-    assert res["error"]["message"] == "internal error" and res["error"]["retryable"] is True
-    assert op.call("health")["ok"] is True  # the same socket still serves
+    assert res["error"]["message"] == "cannot save node approvals: Is a directory"
+    assert res["error"]["retryable"] is True
+    listed = op.call("node.pair.list")["payload"]  # the same socket still serves
+    assert listed["paired"] == [] and listed["pending"] == pending
     op.close()
     nd.close()
+
+
+def test_a_sync_handler_that_raises_answers_internal_error_and_keeps_the_socket(
+    tmp_path: Path,
+) -> None:
+    """Any other exception of a sync handler: UNAVAILABLE ``internal error`` (retryable),
+    the traceback logged, the socket kept (picows closed it with 1011)."""
+    from test_connection_fuzz import CONNECT, open_connection
+
+    from openclaw_multi.gateway.connection import Connection
+    from openclaw_multi.gateway.hub import Gateway
+    from openclaw_multi.gateway.methods import Method
+    from openclaw_multi.gateway.settings import GatewayOptions, resolve_settings
+
+    def broken(conn: Connection, params: None) -> None:
+        raise RuntimeError("a bug")
+
+    async def main() -> None:
+        options = GatewayOptions(profile="broken", explicit=True)
+        settings = resolve_settings(options, {"HOME": str(tmp_path)})
+        settings.paths.state_dir.mkdir(parents=True)
+        gateway = Gateway(settings)
+        gateway.methods["test.broken"] = Method(broken, None)
+        gateway.mark_ready()
+        conn, peer = open_connection(gateway)
+        conn.on_message(CONNECT)
+        assert peer.sent[-1]["ok"] is True
+        conn.on_message(json.dumps({"type": "req", "id": "b1", "method": "test.broken"}).encode())
+        answer = peer.sent[-1]
+        assert answer["id"] == "b1" and answer["ok"] is False
+        assert answer["error"]["code"] == "UNAVAILABLE"
+        assert answer["error"]["message"] == "internal error"
+        assert answer["error"]["retryable"] is True
+        assert peer.closed is None
+        gateway.chat.close()
+
+    asyncio.run(main())

@@ -1,0 +1,198 @@
+"""Node approval decisions are saved before they take effect (gateway/node_pairing.py).
+
+``node.pair.approve``/``reject``/``remove`` and ``node.rename`` build the new state, save
+it, then swap it in: when the save fails the operator gets UNAVAILABLE ``cannot save node
+approvals: <reason>`` and memory still equals the files, so a restart undoes nothing the
+operator was told happened (a removed node used to get its approval back). In-process, with
+the atomic writer failing as on a full disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import pytest
+from test_gateway_nodes import NODE_CLIENT
+
+from openclaw_multi.gateway import record_store
+from openclaw_multi.gateway.devices import PairedDevice, PairingStore, TokenEntry
+from openclaw_multi.gateway.methods import MethodError
+from openclaw_multi.gateway.node_pairing import ApprovedNode, NodePairingStore
+from openclaw_multi.gateway.nodes import NodeRegistry
+from openclaw_multi.protocol import scopes
+from openclaw_multi.protocol.connect import ConnectParams
+from openclaw_multi.protocol.handshake import Phase
+
+DISK_FULL = "cannot save node approvals: No space left on device"
+
+
+class Setup:
+    """A gateway stand-in with node n1 approved for test.echo and asking for test.more."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.devices = PairingStore(state / "devices")
+        self.devices.paired["n1"] = PairedDevice(
+            device_id="n1",
+            public_key="pk",
+            role="operator",
+            roles=["node", "operator"],  # mixed: remove keeps the operator role
+            scopes=[],
+            created_at_ms=1,
+            approved_at_ms=1,
+            approved_via="owner",
+            tokens=[
+                TokenEntry(role="node", token_hash="h1", scopes=[], created_at_ms=1),
+                TokenEntry(role="operator", token_hash="h2", scopes=[], created_at_ms=1),
+            ],
+        )
+        self.devices.save_paired()
+        gateway = SimpleNamespace(
+            settings=SimpleNamespace(paths=SimpleNamespace(state_dir=state)),
+            devices=SimpleNamespace(store=self.devices),
+            clients=set(),
+            invalidate_health=lambda: None,
+        )
+        self.registry = NodeRegistry(gateway)  # type: ignore[arg-type]
+        gateway.nodes = self.registry
+        self.pairing = self.registry.pairing
+        self.pairing.store.paired["n1"] = ApprovedNode(
+            node_id="n1",
+            device_public_key="pk",
+            device_created_at_ms=1,
+            caps=[],
+            commands=["test.echo"],
+            created_at_ms=1,
+            approved_at_ms=1,
+            display_name="first",
+        )
+        self.pairing.store.save_paired()
+        params = msgspec.convert(
+            {
+                "minProtocol": 4,
+                "maxProtocol": 4,
+                "client": dict(NODE_CLIENT),
+                "role": "node",
+                "commands": ["test.echo", "test.more"],
+            },
+            ConnectParams,
+        )
+        self.conn = SimpleNamespace(
+            role="node",
+            device_id="n1",
+            params=params,
+            phase=Phase.CONNECTED,
+            ip="127.0.0.1",
+            connected_at=time.time(),
+            send_event=lambda *args: None,
+        )
+        self.registry.node_connected(self.conn)  # type: ignore[arg-type]
+        (self.request_id,) = self.pairing.store.pending
+        self.operator = SimpleNamespace(scopes=frozenset({scopes.ADMIN}))
+
+    def call(self, method: str, params: dict[str, Any]) -> Any:
+        entry = self.registry.methods()[method]
+        return entry.handler(self.operator, msgspec.convert(params, entry.params))
+
+    def memory(self) -> tuple[Any, ...]:
+        return (
+            msgspec.to_builtins(self.pairing.store.paired),
+            msgspec.to_builtins(self.pairing.store.pending),
+            msgspec.to_builtins(self.devices.paired),
+        )
+
+    def disk(self) -> tuple[Any, ...]:
+        """What a restarted gateway would load."""
+        nodes = NodePairingStore(self.state / "nodes")
+        devices = PairingStore(self.state / "devices")
+        return (
+            msgspec.to_builtins(nodes.paired),
+            msgspec.to_builtins(nodes.pending),
+            msgspec.to_builtins(devices.paired),
+        )
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+def fail_saves(monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_store, "write_file_atomic", disk_full)
+
+
+CALLS = [
+    ("node.pair.approve", lambda s: {"requestId": s.request_id}),
+    ("node.pair.reject", lambda s: {"requestId": s.request_id}),
+    ("node.pair.remove", lambda s: {"nodeId": "n1"}),
+    ("node.rename", lambda s: {"nodeId": "n1", "displayName": "second"}),
+]
+
+
+@pytest.mark.parametrize(("method", "params"), CALLS, ids=[c[0] for c in CALLS])
+def test_a_decision_that_cannot_be_saved_changes_nothing(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, method: str, params: Any
+) -> None:
+    before = setup.memory()
+    assert before == setup.disk()
+    fail_saves(monkeypatch)
+    with pytest.raises(MethodError) as failed:
+        setup.call(method, params(setup))
+    assert (failed.value.code, failed.value.message) == ("UNAVAILABLE", DISK_FULL)
+    assert failed.value.retryable is True
+    assert setup.memory() == before  # nothing in effect that a restart would undo
+    monkeypatch.undo()
+    assert setup.disk() == before
+    approved = setup.pairing.approved("n1")
+    assert approved is not None and approved.commands == ["test.echo"]
+    assert approved.display_name == "first"
+
+
+@pytest.mark.parametrize(("method", "params"), CALLS, ids=[c[0] for c in CALLS])
+def test_a_saved_decision_is_in_memory_and_on_disk(setup: Setup, method: str, params: Any) -> None:
+    setup.call(method, params(setup))
+    assert setup.memory() == setup.disk()
+    approved = setup.pairing.approved("n1")
+    if method == "node.pair.approve":
+        assert approved is not None and approved.commands == ["test.echo", "test.more"]
+    elif method == "node.pair.remove":
+        assert approved is None and setup.pairing.store.pending == {}
+        device = setup.devices.paired["n1"]
+        assert device.roles == ["operator"] and [t.role for t in device.tokens] == ["operator"]
+    elif method == "node.rename":
+        assert approved is not None and approved.display_name == "second"
+    else:
+        assert setup.pairing.store.pending == {}
+
+
+def test_remove_whose_device_save_fails_keeps_what_was_saved_and_a_retry_finishes(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval is saved first; if the device's role cannot be dropped, memory keeps
+    the saved removal (as a restart would) and the operator's retry completes it."""
+    real = record_store.write_file_atomic
+
+    def devices_full(path: Path, data: bytes, mode: int = 0o600) -> None:
+        if path.parent.name == "devices":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, mode)
+
+    monkeypatch.setattr(record_store, "write_file_atomic", devices_full)
+    with pytest.raises(MethodError) as failed:
+        setup.call("node.pair.remove", {"nodeId": "n1"})
+    assert failed.value.message == DISK_FULL
+    assert setup.memory() == setup.disk()
+    assert "n1" not in setup.pairing.store.paired
+    assert "node" in setup.devices.paired["n1"].roles
+    monkeypatch.undo()
+    assert setup.call("node.pair.remove", {"nodeId": "n1"}) == {"nodeId": "n1"}
+    assert setup.devices.paired["n1"].roles == ["operator"]
+    assert setup.memory() == setup.disk()
