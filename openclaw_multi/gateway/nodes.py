@@ -85,6 +85,10 @@ class NodeRegistry:
             ),
         }
 
+    def close(self) -> None:
+        """At shutdown: write the node bookkeeping still held in memory (last-seen times)."""
+        self.pairing.flush()
+
     # -- connection bookkeeping (called by the hub) -----------------------------------------
     def node_connected(self, conn: Connection) -> None:
         if conn.role == "node" and conn.device_id:

@@ -33,6 +33,7 @@ from .watchdog import start_watchdog
 _LOG = logging.getLogger("openclaw.gateway")
 CHANNELS_STOP_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 0.5
+ABORT_TIMEOUT_S = 0.5
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
 
@@ -137,6 +138,8 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
     await _wait_sockets_closed(gateway, DRAIN_TIMEOUT_S)
     for conn in list(gateway.sockets):
         conn.peer.abort()
+    await _wait_sockets_closed(gateway, ABORT_TIMEOUT_S)  # their close callbacks run
+    gateway.nodes.close()  # last-seen times still in memory
     _LOG.info("gateway stopped")
     return 0
 

@@ -153,6 +153,7 @@ def test_a_failing_disk_never_breaks_node_connect_or_close(
             await task
         assert failed.value.message.startswith("DISCONNECTED")
         registry.node_connected(conn)  # type: ignore[arg-type]
+        registry.close()  # the last-seen times, written at shutdown at the latest
 
     asyncio.run(main())
     assert "n1" in registry.connected and registry.pending == {}

@@ -290,6 +290,23 @@ def test_approval_persists_across_a_restart(
     nd.close()
 
 
+def test_last_seen_times_are_written_at_shutdown(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """Last-seen times wait in memory (no fsync per connect and close); a stopping gateway
+    writes them, including the disconnect of the node its drain closed."""
+    gw = start(home, gateway_factory)
+    key, nd = node(gw.port)  # approved, still connected at the SIGTERM
+    op = operator(gw.port)
+    connected_at = describe(op, key.device_id)["lastConnectedAtMs"]
+    op.close()
+    assert gw.stop() == 0
+    nd.close()
+    stored = json.loads((gw.state_dir / "nodes" / "paired.json").read_text())[key.device_id]
+    assert stored["lastConnectedAtMs"] == connected_at
+    assert stored["lastDisconnectedAtMs"] >= connected_at
+
+
 def test_remove_revokes_the_node(gw: GatewayProcess) -> None:
     op = operator(gw.port)
     key, nd = node(gw.port)

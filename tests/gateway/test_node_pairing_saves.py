@@ -9,6 +9,7 @@ the atomic writer failing as on a full disk.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import time
 from pathlib import Path
@@ -196,3 +197,50 @@ def test_remove_whose_device_save_fails_keeps_what_was_saved_and_a_retry_finishe
     assert setup.call("node.pair.remove", {"nodeId": "n1"}) == {"nodeId": "n1"}
     assert setup.devices.paired["n1"].roles == ["operator"]
     assert setup.memory() == setup.disk()
+
+
+def test_connects_and_closes_write_last_seen_times_later_in_one_write(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last-seen bookkeeping is not an fsynced rewrite per connect and close (that blocked
+    the event loop): it is kept in memory and written once, a little later."""
+    from openclaw_multi.gateway import node_pairing
+
+    monkeypatch.setattr(node_pairing, "BOOKKEEPING_FLUSH_S", 0.05)
+    real = record_store.write_file_atomic
+    writes: list[str] = []
+
+    def counting(path: Path, data: bytes, mode: int = 0o600) -> None:
+        writes.append(f"{path.parent.name}/{path.name}")
+        real(path, data, mode)
+
+    monkeypatch.setattr(record_store, "write_file_atomic", counting)
+
+    async def main() -> None:
+        for _ in range(20):
+            setup.registry.node_closed(setup.conn)  # type: ignore[arg-type]
+            setup.registry.node_connected(setup.conn)  # type: ignore[arg-type]
+        assert writes == []  # nothing on the loop's time yet
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while not writes and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    # one write per file, however many connects and closes
+    assert sorted(writes) == ["nodes/paired.json", "nodes/pending.json"]
+    stored = NodePairingStore(setup.state / "nodes").paired["n1"]
+    live = setup.pairing.store.paired["n1"]
+    assert stored.last_connected_at_ms == live.last_connected_at_ms is not None
+    assert stored.last_disconnected_at_ms == live.last_disconnected_at_ms is not None
+
+
+def test_close_writes_what_is_still_in_memory(setup: Setup) -> None:
+    async def main() -> None:
+        setup.registry.node_closed(setup.conn)  # type: ignore[arg-type]
+        closed_at = setup.pairing.store.paired["n1"].last_disconnected_at_ms
+        assert NodePairingStore(setup.state / "nodes").paired["n1"].last_disconnected_at_ms is None
+        setup.registry.close()  # the shutdown path, before the timer
+        stored = NodePairingStore(setup.state / "nodes").paired["n1"]
+        assert closed_at is not None and stored.last_disconnected_at_ms == closed_at
+
+    asyncio.run(main())
