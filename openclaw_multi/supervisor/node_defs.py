@@ -11,15 +11,12 @@ No secret is stored here: a token lives in the profile (``<state>/nodehost-token
 Per node host, under ``nodes/`` (0700): ``<name>.out`` (the process's stdout/stderr: its
 own log is the profile's ``logs/node.log``) and ``<name>.pid`` (for adoption).
 
-A missing or empty file means none. A corrupt one is moved aside to ``nodes.json.corrupt``.
+Loading, the pid file and the handling of a bad file are shared with tunnels
+(:mod:`.definitions`): a corrupt file is moved aside to ``nodes.json.corrupt``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +26,7 @@ from openclaw_multi.errors import UsageError
 from openclaw_multi.profiles.atomic import write_file_atomic
 from openclaw_multi.profiles.names import parse_profile_name
 
-from .tunnel_defs import SshPid
+from .definitions import Definition, ProcessPid, UnitFiles, load_definitions
 
 __all__ = [
     "NodeDefinition",
@@ -41,13 +38,8 @@ __all__ = [
     "save_nodes",
 ]
 
-_LOG = logging.getLogger("openclaw.supervisor")
 
-ProcessPid = SshPid
-"""``<name>.pid``: pid and start time, the same record a tunnel keeps."""
-
-
-class NodeDefinition(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class NodeDefinition(Definition, frozen=True, kw_only=True, rename="camel"):
     """One node host as defined by ``openclaw node start``.
 
     Attributes:
@@ -58,7 +50,6 @@ class NodeDefinition(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     url: str
     display_name: str | None = None
-    desired: bool = False
 
 
 class _NodesFile(msgspec.Struct, kw_only=True):
@@ -68,7 +59,6 @@ class _NodesFile(msgspec.Struct, kw_only=True):
 
 _DECODER = msgspec.json.Decoder(_NodesFile)
 _ENCODER = msgspec.json.Encoder(order="sorted")
-_PID_DECODER = msgspec.json.Decoder(ProcessPid)
 
 
 def parse_node_name(raw: str) -> str:
@@ -105,51 +95,20 @@ def check_node_url(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class NodeFiles:
-    """The node host files of one supervisor directory."""
+class NodeFiles(UnitFiles):
+    """The node host files of one supervisor directory: ``nodes.json`` and ``nodes/``."""
 
-    directory: Path
-    """``<home>/.openclaw-supervisor``."""
-
-    @property
-    def definitions_path(self) -> Path:
-        """``nodes.json``."""
-        return self.directory / "nodes.json"
+    definitions_name = "nodes.json"
+    units_dir_name = "nodes"
 
     @property
     def nodes_dir(self) -> Path:
         """``nodes/``: output and pid files."""
-        return self.directory / "nodes"
+        return self.units_dir
 
     def out_path(self, name: str) -> Path:
         """The process's stdout and stderr (appended)."""
         return self.nodes_dir / f"{name}.out"
-
-    def pid_path(self, name: str) -> Path:
-        """The running node host's pid and start time."""
-        return self.nodes_dir / f"{name}.pid"
-
-    def ensure_dir(self) -> None:
-        """Create ``nodes/`` (0700)."""
-        self.nodes_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.nodes_dir, 0o700)
-
-    def read_pid(self, name: str) -> ProcessPid | None:
-        """The recorded process, or None."""
-        try:
-            return _PID_DECODER.decode(self.pid_path(name).read_bytes())
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            return None
-
-    def write_pid(self, name: str, pid: ProcessPid) -> None:
-        """Record the process (atomic, 0600)."""
-        write_file_atomic(self.pid_path(name), msgspec.json.encode(pid), 0o600)
-
-    def remove_pid(self, name: str) -> None:
-        """Forget the process (it is gone)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_path(name).unlink()
 
 
 def _valid(name: str, definition: NodeDefinition) -> bool:
@@ -163,30 +122,7 @@ def _valid(name: str, definition: NodeDefinition) -> bool:
 
 def load_nodes(path: Path) -> dict[str, NodeDefinition]:
     """Read the definitions. Never raises (see the module docstring for bad files)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        _LOG.error("cannot read %s (%s): no node hosts loaded", path, err)
-        return {}
-    if not raw.strip():
-        return {}
-    try:
-        state = _DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        aside = path.with_name(path.name + ".corrupt")
-        _LOG.error("corrupt %s (%s): moved aside to %s", path, err, aside)
-        with contextlib.suppress(OSError):
-            os.replace(path, aside)
-        return {}
-    nodes: dict[str, NodeDefinition] = {}
-    for name, definition in state.nodes.items():
-        if _valid(name, definition):
-            nodes[name] = definition
-        else:
-            _LOG.warning("%s: ignoring invalid node host %r", path, name)
-    return nodes
+    return load_definitions(path, lambda raw: _DECODER.decode(raw).nodes, _valid, "node host")
 
 
 def save_nodes(path: Path, nodes: dict[str, NodeDefinition]) -> None:

@@ -21,29 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
 from openclaw_multi.profiles.lock import process_start_time
-from openclaw_multi.profiles.paths import env_for_profile, resolve_paths
+from openclaw_multi.profiles.paths import ProfilePaths, env_for_profile, resolve_paths
 from openclaw_multi.protocol.control import NodeHostStatus
 
 from .child import GatewayProcess, spawn_in_session
-from .managed import ManagedUnit
+from .defined import DefinedUnit
 from .node_defs import NodeDefinition, NodeFiles, ProcessPid
-from .policy import RestartPolicy
 from .states import ProcessState
 
 __all__ = ["NodeHostProcess", "NodeUnit"]
 
-_LOG = logging.getLogger("openclaw.supervisor")
 STATUS_FILE: Final = "nodehost.status.json"
 """Written by the node host (client/nodehost/status.py); read here by shape only."""
 _FINAL_EXITS: Final = (1, 2, 78)
@@ -84,39 +81,17 @@ class NodeHostProcess(GatewayProcess):
         return at + 1 < len(argv) and argv[at + 1] == self.profile
 
 
-class NodeUnit(ManagedUnit):
+class NodeUnit(DefinedUnit[NodeDefinition, NodeFiles, NodeHostStatus]):
     """One supervised node host: its definition, process, restart history and command."""
 
     kind = "node"
     process_noun = "node host"
     probe_hint = "node host stuck?"
 
-    def __init__(
-        self,
-        name: str,
-        definition: NodeDefinition,
-        files: NodeFiles,
-        *,
-        home: Path,
-        policy: RestartPolicy,
-        probe_timeout: float,
-        persist: Callable[[], None],
-        base_env: Mapping[str, str],
-    ) -> None:
-        super().__init__(
-            name,
-            policy=policy,
-            probe_timeout=probe_timeout,
-            persist=persist,
-            desired=definition.desired,
-        )
-        self.definition = definition
-        self.files = files
-        self.paths = resolve_paths(name, {"HOME": str(home)}, explicit=True)
-        self._home = home
-        self._base_env = base_env
-        self._out_offset = 0
-        self._poller: asyncio.Task[None] | None = None
+    @functools.cached_property
+    def paths(self) -> ProfilePaths:
+        """The paths of the profile the node host runs as."""
+        return resolve_paths(self.name, {"HOME": str(self._home)}, explicit=True)
 
     @property
     def status_path(self) -> Path:
@@ -153,12 +128,6 @@ class NodeUnit(ManagedUnit):
             log_path=str(self.paths.log_dir / "node.log"),
         )
 
-    def stored(self) -> NodeDefinition:
-        """The definition with the current desired state (what ``nodes.json`` keeps)."""
-        if self.definition.desired == self.desired:
-            return self.definition
-        return msgspec.structs.replace(self.definition, desired=self.desired)
-
     def redefine(self, definition: NodeDefinition) -> bool:
         """Take a new definition; True if a running host must be restarted to apply it."""
         changed = (definition.url, definition.display_name) != (
@@ -169,6 +138,11 @@ class NodeUnit(ManagedUnit):
         return changed
 
     # --- the process hooks -----------------------------------------------------------------
+
+    @property
+    def output_path(self) -> Path:
+        """``nodes/<name>.out``."""
+        return self.files.out_path(self.name)
 
     def _argv(self) -> list[str]:
         argv = [sys.executable, "-m", "openclaw_multi.cli.main", "--profile", self.name]
@@ -184,15 +158,11 @@ class NodeUnit(ManagedUnit):
         return env
 
     def _launch(self) -> GatewayProcess:
-        self.files.ensure_dir()
         with contextlib.suppress(FileNotFoundError):
             self.status_path.unlink()  # a stale file must not make the new process READY
-        out = self.files.out_path(self.name)
-        out_fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        out_fd = self._open_output(f"-- {stamp} starting node host for {self.definition.url}")
         try:
-            self._out_offset = os.fstat(out_fd).st_size
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.write(out_fd, f"-- {stamp} starting node host for {self.definition.url}\n".encode())
             child = spawn_in_session(
                 self._argv(),
                 env=self._env(),
@@ -205,13 +175,7 @@ class NodeUnit(ManagedUnit):
             os.close(out_fd)
         assert isinstance(child, NodeHostProcess)
         child.profile = self.name
-        try:
-            self.files.write_pid(self.name, ProcessPid(pid=child.pid, start_time=child.start_time))
-        except OSError as err:
-            _LOG.warning("node %s: cannot record pid: %s", self.name, err)
-        self._poller = asyncio.get_running_loop().create_task(
-            self._poll_ready(child), name=f"node-ready:{self.name}"
-        )
+        self._spawned(child, self._poll_ready(child))
         return child
 
     async def _poll_ready(self, child: GatewayProcess) -> None:
@@ -228,14 +192,7 @@ class NodeUnit(ManagedUnit):
 
     def _error_line(self) -> str | None:
         """The last ``error:`` line the host printed since this spawn."""
-        try:
-            with self.files.out_path(self.name).open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                start = self._out_offset if self._out_offset <= size else 0
-                f.seek(max(start, size - _OUT_TAIL))
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            return None
+        text = self._output_since_spawn(_OUT_TAIL)
         lines = [line for line in text.splitlines() if line.startswith("error: ")]
         return lines[-1].removeprefix("error: ") if lines else None
 
@@ -247,31 +204,9 @@ class NodeUnit(ManagedUnit):
             return None
         return self._error_line() or f"exit {self.last_exit}"
 
-    def _forget_process(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
-        self.files.remove_pid(self.name)
-
-    def try_adopt(self) -> bool:
-        """Adopt the node host an earlier supervisor started, if it still runs."""
-        if self.child is not None or self.state is not ProcessState.STOPPED:
-            return False
-        recorded = self.files.read_pid(self.name)
-        if recorded is None:
-            return False
-        loop = asyncio.get_running_loop()
-        child = NodeHostProcess(recorded.pid, recorded.start_time, None, loop=loop)
+    def _recorded_process(self, recorded: ProcessPid) -> GatewayProcess:
+        child = NodeHostProcess(
+            recorded.pid, recorded.start_time, None, loop=asyncio.get_running_loop()
+        )
         child.profile = self.name
-        if not child.verify():
-            self.files.remove_pid(self.name)
-            return False
-        child.watch()
-        if not child.verify():
-            child.close()
-            return False
-        with contextlib.suppress(OSError):
-            self._out_offset = self.files.out_path(self.name).stat().st_size
-        self._adopted(child)
-        _LOG.info("node %s: adopted node host pid %d", self.name, child.pid)
-        return True
+        return child

@@ -25,12 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -39,8 +38,9 @@ from openclaw_multi.profiles.lock import find_port_holder, process_start_time
 from openclaw_multi.protocol.control import TunnelStatus
 
 from .child import GatewayProcess, spawn_in_session
-from .managed import LaunchRefused, ManagedUnit
-from .policy import RestartPolicy
+from .defined import DefinedUnit
+from .definitions import ProcessPid
+from .managed import LaunchRefused
 from .probe import probe_readyz
 from .ssh import (
     LOG_MARKER,
@@ -51,11 +51,10 @@ from .ssh import (
     ssh_argv,
 )
 from .states import ProcessState
-from .tunnel_defs import SshPid, TunnelDefinition, TunnelFiles
+from .tunnel_defs import TunnelDefinition, TunnelFiles
 
 __all__ = ["SshProcess", "TunnelUnit", "ssh_env"]
 
-_LOG = logging.getLogger("openclaw.supervisor")
 
 _LOG_MAX: Final = 1024 * 1024
 """Rotate a tunnel's log at spawn once it is this big."""
@@ -124,38 +123,12 @@ class SshProcess(GatewayProcess):
         )
 
 
-class TunnelUnit(ManagedUnit):
+class TunnelUnit(DefinedUnit[TunnelDefinition, TunnelFiles, TunnelStatus]):
     """One tunnel: its definition, ssh process, restart history and pending command."""
 
     kind = "tunnel"
     process_noun = "ssh"
     probe_hint = "tunnel or remote gateway down?"
-
-    def __init__(
-        self,
-        name: str,
-        definition: TunnelDefinition,
-        files: TunnelFiles,
-        *,
-        policy: RestartPolicy,
-        probe_timeout: float,
-        persist: Callable[[], None],
-        base_env: Mapping[str, str],
-    ) -> None:
-        super().__init__(
-            name,
-            policy=policy,
-            probe_timeout=probe_timeout,
-            persist=persist,
-            desired=definition.desired,
-        )
-        self.definition = definition
-        self.files = files
-        self.host = "127.0.0.1"
-        self.port = definition.local_port
-        self._base_env = base_env
-        self._log_offset = 0
-        self._poller: asyncio.Task[None] | None = None
 
     # --- what the supervisor reads -----------------------------------------------------
 
@@ -182,27 +155,23 @@ class TunnelUnit(ManagedUnit):
             log_path=str(self.files.log_path(self.name)),
         )
 
-    def stored(self) -> TunnelDefinition:
-        """The definition with the current desired state (what ``tunnels.json`` keeps)."""
-        if self.definition.desired == self.desired:
-            return self.definition
-        return TunnelDefinition(
-            ssh=self.definition.ssh,
-            remote_port=self.definition.remote_port,
-            local_port=self.definition.local_port,
-            identity=self.definition.identity,
-            known_hosts=self.definition.known_hosts,
-            desired=self.desired,
-        )
-
     def redefine(self, definition: TunnelDefinition) -> bool:
         """Take a new definition; True if a running ssh must be restarted to apply it."""
         changed = _argv_fields(definition) != _argv_fields(self.definition)
-        self.definition = definition
-        self.port = definition.local_port
+        self._use_definition(definition)
         return changed
 
+    def _use_definition(self, definition: TunnelDefinition) -> None:
+        super()._use_definition(definition)
+        self.host = "127.0.0.1"  # probes and readiness go through the local end
+        self.port = definition.local_port
+
     # --- the ssh hooks ---------------------------------------------------------------------
+
+    @property
+    def output_path(self) -> Path:
+        """``tunnels/<name>.log``."""
+        return self.files.log_path(self.name)
 
     def _known_hosts(self) -> Path:
         given = self.definition.known_hosts
@@ -228,16 +197,13 @@ class TunnelUnit(ManagedUnit):
         if definition.identity is not None and not os.path.isfile(definition.identity):
             raise LaunchRefused(f"identity file {definition.identity} does not exist")
         argv = self._argv()
-        self.files.ensure_dir()
-        log_path = self.files.log_path(self.name)
+        log_path = self.output_path
         with contextlib.suppress(OSError):
             if log_path.stat().st_size > _LOG_MAX:
                 os.replace(log_path, log_path.with_name(log_path.name + ".1"))
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log_fd = self._open_output(f"{LOG_MARKER}{stamp} starting: {' '.join(argv)}")
         try:
-            self._log_offset = os.fstat(log_fd).st_size
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.write(log_fd, f"{LOG_MARKER}{stamp} starting: {' '.join(argv)}\n".encode())
             child = spawn_in_session(
                 argv,
                 env=ssh_env(self._base_env),
@@ -250,13 +216,7 @@ class TunnelUnit(ManagedUnit):
             os.close(log_fd)
         assert isinstance(child, SshProcess)
         child.forward = forward_spec(definition.local_port, definition.remote_port)
-        try:
-            self.files.write_pid(self.name, SshPid(pid=child.pid, start_time=child.start_time))
-        except OSError as err:  # adoption after a crash is lost, the tunnel still works
-            _LOG.warning("tunnel %s: cannot record ssh pid: %s", self.name, err)
-        self._poller = asyncio.get_running_loop().create_task(
-            self._poll_ready(child), name=f"tunnel-ready:{self.name}"
-        )
+        self._spawned(child, self._poll_ready(child))
         return child
 
     async def _poll_ready(self, child: GatewayProcess) -> None:
@@ -283,15 +243,7 @@ class TunnelUnit(ManagedUnit):
                 return
 
     def _log_since_spawn(self) -> str:
-        path = self.files.log_path(self.name)
-        try:
-            with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                start = self._log_offset if self._log_offset <= size else 0
-                f.seek(max(start, size - _LOG_TAIL))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self._output_since_spawn(_LOG_TAIL)
 
     def _exit_detail(self, code: int | None) -> str | None:
         log = self._log_since_spawn()
@@ -308,40 +260,13 @@ class TunnelUnit(ManagedUnit):
             return None
         return f"ssh: {failure.message}"
 
-    def _forget_process(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
-        self.files.remove_pid(self.name)
-
-    def try_adopt(self) -> bool:
-        """Adopt the ssh an earlier supervisor started for this tunnel, if it still runs."""
-        if self.child is not None or self.state is not ProcessState.STOPPED:
-            return False
-        recorded = self.files.read_pid(self.name)
-        if recorded is None:
-            return False
+    def _recorded_process(self, recorded: ProcessPid) -> GatewayProcess:
         child = SshProcess(recorded.pid, recorded.start_time, None, loop=asyncio.get_running_loop())
         child.forward = forward_spec(self.definition.local_port, self.definition.remote_port)
-        if not child.verify():
-            self.files.remove_pid(self.name)
-            return False
-        child.watch()
-        if not child.verify():  # the pidfd pins it now; check once more
-            child.close()
-            return False
-        try:
-            self._log_offset = self.files.log_path(self.name).stat().st_size
-        except OSError:
-            self._log_offset = 0
-        self._adopted(child)
-        _LOG.info(
-            "tunnel %s: adopted ssh pid %d on local port %d",
-            self.name,
-            child.pid,
-            self.definition.local_port,
-        )
-        return True
+        return child
+
+    def _adopt_note(self) -> str:
+        return f" on local port {self.definition.local_port}"
 
 
 def _argv_fields(definition: TunnelDefinition) -> tuple[object, ...]:

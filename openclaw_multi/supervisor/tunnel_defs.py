@@ -11,17 +11,12 @@ restarted supervisor brings back what should run. Per tunnel, under ``tunnels/``
 ``<name>.log`` (ssh's stderr, a file), ``<name>.known_hosts`` (its own host keys, unless
 ``knownHosts`` names the person's file) and ``<name>.pid`` (the ssh process, for adoption).
 
-A missing or empty file means no tunnels. A corrupt one is moved aside to
-``tunnels.json.corrupt`` (and logged): definitions are a person's input, never silently
-overwritten.
+Loading, the pid file and the handling of a bad file are shared with node hosts
+(:mod:`.definitions`): a corrupt file is moved aside to ``tunnels.json.corrupt``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -29,6 +24,7 @@ import msgspec
 from openclaw_multi.errors import UsageError
 from openclaw_multi.profiles.atomic import write_file_atomic
 
+from .definitions import Definition, ProcessPid, UnitFiles, load_definitions
 from .ssh import parse_destination, parse_tunnel_name
 
 __all__ = [
@@ -39,10 +35,11 @@ __all__ = [
     "save_tunnels",
 ]
 
-_LOG = logging.getLogger("openclaw.supervisor")
+SshPid = ProcessPid
+"""``<name>.pid``: the ssh process a supervisor started, so the next one can adopt it."""
 
 
-class TunnelDefinition(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class TunnelDefinition(Definition, frozen=True, kw_only=True, rename="camel"):
     """One tunnel as defined by ``openclaw tunnel start``.
 
     Attributes:
@@ -60,7 +57,6 @@ class TunnelDefinition(msgspec.Struct, frozen=True, kw_only=True, rename="camel"
     local_port: int
     identity: str | None = None
     known_hosts: str | None = None
-    desired: bool = False
 
 
 class _TunnelsFile(msgspec.Struct, kw_only=True):
@@ -68,34 +64,20 @@ class _TunnelsFile(msgspec.Struct, kw_only=True):
     tunnels: dict[str, TunnelDefinition] = msgspec.field(default_factory=dict)
 
 
-class SshPid(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """``<name>.pid``: the ssh process a supervisor started, so the next one can adopt it."""
-
-    pid: int
-    start_time: int
-
-
 _DECODER = msgspec.json.Decoder(_TunnelsFile)
 _ENCODER = msgspec.json.Encoder(order="sorted")
-_PID_DECODER = msgspec.json.Decoder(SshPid)
 
 
-@dataclass(frozen=True)
-class TunnelFiles:
-    """The tunnel files of one supervisor directory."""
+class TunnelFiles(UnitFiles):
+    """The tunnel files of one supervisor directory: ``tunnels.json`` and ``tunnels/``."""
 
-    directory: Path
-    """``<home>/.openclaw-supervisor``."""
-
-    @property
-    def definitions_path(self) -> Path:
-        """``tunnels.json``."""
-        return self.directory / "tunnels.json"
+    definitions_name = "tunnels.json"
+    units_dir_name = "tunnels"
 
     @property
     def tunnels_dir(self) -> Path:
         """``tunnels/``: logs, known_hosts and pid files."""
-        return self.directory / "tunnels"
+        return self.units_dir
 
     def log_path(self, name: str) -> Path:
         """ssh's stdout and stderr (appended; rotated to ``.1`` at spawn once over 1 MiB)."""
@@ -104,31 +86,6 @@ class TunnelFiles:
     def known_hosts_path(self, name: str) -> Path:
         """The tunnel's own known_hosts (accept-new on the first connection)."""
         return self.tunnels_dir / f"{name}.known_hosts"
-
-    def pid_path(self, name: str) -> Path:
-        """The running ssh's pid and start time."""
-        return self.tunnels_dir / f"{name}.pid"
-
-    def ensure_dir(self) -> None:
-        """Create ``tunnels/`` (0700)."""
-        self.tunnels_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.tunnels_dir, 0o700)
-
-    def read_pid(self, name: str) -> SshPid | None:
-        """The recorded ssh process, or None."""
-        try:
-            return _PID_DECODER.decode(self.pid_path(name).read_bytes())
-        except (OSError, msgspec.DecodeError):
-            return None
-
-    def write_pid(self, name: str, pid: SshPid) -> None:
-        """Record the ssh process (atomic, 0600)."""
-        write_file_atomic(self.pid_path(name), msgspec.json.encode(pid), 0o600)
-
-    def remove_pid(self, name: str) -> None:
-        """Forget the ssh process (it is gone)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_path(name).unlink()
 
 
 def _valid(name: str, definition: TunnelDefinition) -> bool:
@@ -147,30 +104,7 @@ def load_tunnels(path: Path) -> dict[str, TunnelDefinition]:
         Name -> definition; empty when the file is missing or empty. A corrupt file is
         moved aside (``.corrupt``) and logged; an invalid entry is skipped and logged.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        _LOG.error("cannot read %s (%s): no tunnels loaded", path, err)
-        return {}
-    if not raw.strip():
-        return {}
-    try:
-        state = _DECODER.decode(raw)
-    except msgspec.DecodeError as err:
-        aside = path.with_name(path.name + ".corrupt")
-        _LOG.error("corrupt %s (%s): moved aside to %s", path, err, aside)
-        with contextlib.suppress(OSError):
-            os.replace(path, aside)
-        return {}
-    tunnels: dict[str, TunnelDefinition] = {}
-    for name, definition in state.tunnels.items():
-        if _valid(name, definition):
-            tunnels[name] = definition
-        else:
-            _LOG.warning("%s: ignoring invalid tunnel %r", path, name)
-    return tunnels
+    return load_definitions(path, lambda raw: _DECODER.decode(raw).tunnels, _valid, "tunnel")
 
 
 def save_tunnels(path: Path, tunnels: dict[str, TunnelDefinition]) -> None:

@@ -1,20 +1,18 @@
 """All SSH tunnels of one home: definitions, units, and the tunnel commands of the control socket.
 
-The supervisor holds one :class:`Tunnels`. At start-up it loads ``tunnels.json``, adopts
-ssh processes an earlier supervisor left running (pid + start time + command line), and
-starts the tunnels that should run. ``tunnel-start`` defines or updates a tunnel and answers
-once it is healthy (or failed); ``tunnel-stop`` answers once ssh is gone; ``tunnel-list``
-reports them all. Every change to a definition or a desired state is saved at once.
+The supervisor holds one :class:`Tunnels` (a :class:`~.defined.DefinedUnits`). At start-up
+it loads ``tunnels.json``, adopts ssh processes an earlier supervisor left running (pid +
+start time + command line), and starts the tunnels that should run. ``tunnel-start`` defines
+or updates a tunnel and answers once it is healthy (or failed); ``tunnel-stop`` answers once
+ssh is gone; ``tunnel-list`` reports them all. Every change to a definition or a desired
+state is saved at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -30,15 +28,12 @@ from openclaw_multi.protocol.control import (
     TunnelStop,
 )
 
-from .policy import RestartPolicy
+from .defined import DefinedUnits
 from .ssh import DEFAULT_REMOTE_PORT, parse_destination, parse_tunnel_name
-from .states import ProcessState
 from .tunnel import TunnelUnit
 from .tunnel_defs import TunnelDefinition, TunnelFiles, load_tunnels, save_tunnels
 
 __all__ = ["Tunnels"]
-
-_LOG = logging.getLogger("openclaw.supervisor")
 
 _PROFILE_BLOCK: Final = 20
 """A profile's gateway uses base..base+19: a tunnel's local port stays out of every block."""
@@ -46,52 +41,11 @@ _PROFILE_BLOCK: Final = 20
 TunnelRequest = TunnelStart | TunnelStop | TunnelList
 
 
-class Tunnels:
+class Tunnels(DefinedUnits[TunnelUnit, TunnelDefinition, TunnelFiles, TunnelStatus]):
     """The tunnels of one supervisor directory."""
 
-    def __init__(
-        self,
-        directory: Path,
-        home: Path,
-        *,
-        policy: RestartPolicy,
-        probe_timeout: float,
-        base_env: Mapping[str, str],
-    ) -> None:
-        self.files = TunnelFiles(directory)
-        self._home = home
-        self._policy = policy
-        self._probe_timeout = probe_timeout
-        self._base_env = base_env
-        self._units: dict[str, TunnelUnit] = {}
-
-    # --- life of the supervisor --------------------------------------------------------
-
-    def load(self) -> None:
-        """Make a unit for every stored tunnel and adopt the ssh processes still running."""
-        for name, definition in sorted(load_tunnels(self.files.definitions_path).items()):
-            self._units[name] = self._make(name, definition)
-        for unit in self._units.values():
-            unit.try_adopt()
-
-    def launch(self) -> None:
-        """Start every unit's driver (desired tunnels get started)."""
-        for unit in self._units.values():
-            unit.launch()
-
-    async def close(self, *, stop_process: bool) -> None:
-        """End supervision; stop the ssh processes only if asked (else they are adopted later)."""
-        await asyncio.gather(*(u.close(stop_process=stop_process) for u in self._units.values()))
-
-    def statuses(self) -> list[TunnelStatus]:
-        """Every tunnel, by name."""
-        return [self._units[n].status() for n in sorted(self._units)]
-
-    def owns_pid(self, pid: int) -> bool:
-        """Is ``pid`` the ssh of one of the tunnels?"""
-        return any(u.owns_pid(pid) for u in self._units.values())
-
-    # --- commands ------------------------------------------------------------------------
+    noun = "tunnel"
+    list_hint = "openclaw tunnel list"
 
     async def handle(self, request: TunnelRequest) -> ControlReply:
         """Answer one tunnel request.
@@ -102,62 +56,35 @@ class Tunnels:
         """
         if isinstance(request, TunnelList):
             return ControlReply(ok=True, tunnels=self.statuses())
+        name = parse_tunnel_name(request.name)
         if isinstance(request, TunnelStop):
-            return await self._stop(request)
-        return await self._start(request)
+            return await self._stop(name, remove=request.remove)
+        definition = self._definition(name, request, self.definition_of(name))
+        return await self._apply(name, definition)
 
-    async def _start(self, request: TunnelStart) -> ControlReply:
-        name = parse_tunnel_name(request.name)
-        unit = self._units.get(name)
-        definition = self._definition(name, request, unit.definition if unit else None)
-        if unit is None:
-            unit = self._make(name, definition)
-            self._units[name] = unit
-            unit.launch()
-            restart = False
-        else:
-            running = unit.state in (ProcessState.STARTING, ProcessState.RUNNING)
-            restart = unit.redefine(definition) and running
-        self._persist()
-        result = await (unit.restart() if restart else unit.start())
-        self._persist()
-        return ControlReply(ok=result is None, error=result, tunnels=[unit.status()])
+    # --- the hooks -------------------------------------------------------------------------
 
-    async def _stop(self, request: TunnelStop) -> ControlReply:
-        name = parse_tunnel_name(request.name)
-        unit = self._units.get(name)
-        if unit is None:
-            raise UsageError(f"no tunnel {name} (see: openclaw tunnel list)")
-        result = await unit.stop()
-        status = unit.status()
-        if result is None and request.remove:
-            unit.discard()
-            del self._units[name]
-            for path in (self.files.known_hosts_path(name), self.files.pid_path(name)):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-        self._persist()
-        return ControlReply(ok=result is None, error=result, tunnels=[status])
+    def _load(self) -> dict[str, TunnelDefinition]:
+        return load_tunnels(self.files.definitions_path)
 
-    # --- helpers -------------------------------------------------------------------------
+    def _save(self, definitions: dict[str, TunnelDefinition]) -> None:
+        save_tunnels(self.files.definitions_path, definitions)
+
+    def _files(self, directory: Path) -> TunnelFiles:
+        return TunnelFiles(directory)
 
     def _make(self, name: str, definition: TunnelDefinition) -> TunnelUnit:
-        return TunnelUnit(
-            name,
-            definition,
-            self.files,
-            policy=self._policy,
-            probe_timeout=self._probe_timeout,
-            persist=self._persist,
-            base_env=self._base_env,
-        )
+        return TunnelUnit(name, definition, self.files, self._settings, self._persist)
 
-    def _persist(self) -> None:
-        stored = {name: unit.stored() for name, unit in self._units.items()}
-        try:
-            save_tunnels(self.files.definitions_path, stored)
-        except OSError as err:
-            _LOG.error("cannot write %s: %s", self.files.definitions_path, err)
+    def _reply(self, ok: bool, error: str | None, statuses: list[TunnelStatus]) -> ControlReply:
+        return ControlReply(ok=ok, error=error, tunnels=statuses)
+
+    def _remove_files(self, name: str) -> None:
+        super()._remove_files(name)
+        with contextlib.suppress(FileNotFoundError):
+            self.files.known_hosts_path(name).unlink()
+
+    # --- defining --------------------------------------------------------------------------
 
     def _definition(
         self, name: str, request: TunnelStart, old: TunnelDefinition | None
@@ -189,7 +116,7 @@ class Tunnels:
     def _free_local_port(self, taken: set[int]) -> int:
         """A free loopback port, outside every profile's port block and other tunnels'."""
         blocks: list[int] = []
-        for paths in list_profiles(self._home):
+        for paths in list_profiles(self._settings.home):
             with contextlib.suppress(OpenClawError):
                 config = load_config(paths.config_path)
                 blocks.append(resolve_port(paths.name, config_port=config.gateway.port))
