@@ -189,17 +189,27 @@ class ChatService:
         return {**self.store.counts(), "runsInFlight": len(self.runs.active)}
 
     def shutdown(self) -> None:
-        """Abort runs in flight (their messages and the abort are stored) and close the store.
+        """Abort runs in flight (their messages and the abort are stored).
 
-        Called once as the gateway drains; the aborted runs settle on the next loop turns.
+        Called once as the gateway drains; the aborted runs settle on the next loop turns
+        (:meth:`settle`), then :meth:`close` closes the store.
         """
         count = self.runs.abort_all("gateway stopping")
         if count:
             _LOG.info("aborted %d agent run(s): gateway stopping", count)
 
+    async def settle(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the runs in flight to end; how many did not."""
+        done = [run.done for run in self.runs.active.values()]
+        if not done:
+            return 0
+        _, unsettled = await asyncio.wait(done, timeout=timeout_s)
+        return len(unsettled)
+
     def close(self) -> None:
-        """Close the session store (after the runs settled)."""
+        """Close the session store (after the runs settled): SQLite checkpoints the WAL."""
         self.store.close()
+        _LOG.info("session store closed")
 
     # -- chat.* ----------------------------------------------------------------------------
     def _send(self, conn: Connection, params: ChatSendParams) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 Order matters and is fixed: settings are resolved and the lock is taken before anything is
 bound (a second gateway for the profile binds nothing); the identity file is published only
 once the port is ours; readiness is pushed (sd_notify) only once we serve. On SIGTERM/SIGINT
-the handler just records the signal; the main coroutine drains clients (``shutdown`` event,
-close 1012), closes the listeners, releases the lock, and returns 0.
+the handler just records the signal; the main coroutine stops the channels, drains clients
+(``shutdown`` event, close 1012; agent runs aborted), closes the listeners, writes the node
+bookkeeping, waits (bounded) for the aborted runs to store their end, closes the session
+store, releases the lock, and returns 0.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _LOG = logging.getLogger("openclaw.gateway")
 CHANNELS_STOP_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 0.5
 ABORT_TIMEOUT_S = 0.5
+RUNS_SETTLE_TIMEOUT_S = 2.0
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
 
@@ -140,6 +143,15 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
         conn.peer.abort()
     await _wait_sockets_closed(gateway, ABORT_TIMEOUT_S)  # their close callbacks run
     gateway.nodes.close()  # last-seen times still in memory
+    # The runs the drain aborted store their messages as they end; then the store closes.
+    unsettled = await gateway.chat.settle(RUNS_SETTLE_TIMEOUT_S)
+    if unsettled:
+        _LOG.warning(
+            "%d agent run(s) still ending after %.0f s; closing the session store",
+            unsettled,
+            RUNS_SETTLE_TIMEOUT_S,
+        )
+    gateway.chat.close()
     _LOG.info("gateway stopped")
     return 0
 

@@ -172,3 +172,34 @@ def test_a_corrupt_store_is_moved_aside_and_the_gateway_runs(
     op.close()
     assert len(list(state.glob("sessions.sqlite3.corrupt-*"))) == 1
     assert "moved aside" in gw.output()
+
+
+def test_a_stopping_gateway_settles_aborted_runs_and_closes_the_store(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """SIGTERM with a run in flight: the run ends aborted with its messages stored, the
+    session store is closed cleanly (no -wal file left), and the exit is 0, promptly."""
+    gw = start_profile(home, gateway_factory)
+    key, nd = node(gw.port, ["test.echo"])
+    op = operator(gw.port)
+    message = f"/node {key.device_id} test.echo {{}}"
+    op.call("chat.send", {"sessionKey": "main", "message": message, "idempotencyKey": "late"})
+    next_event(nd, "node.invoke.request")  # the run now waits on the node
+    wal = gw.state_dir / "sessions.sqlite3-wal"
+    assert wal.exists()  # the store is open, its writes in the WAL
+    started = time.monotonic()
+    assert gw.stop() == 0
+    assert time.monotonic() - started < 5.0
+    op.close()
+    nd.close()
+    assert not wal.exists()
+    assert "session store closed" in gw.output()
+
+    gw = start_profile(home, gateway_factory)
+    op = operator(gw.port)
+    messages = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
+    assert [(m["role"], m.get("stopReason")) for m in messages] == [
+        ("user", None),
+        ("assistant", "aborted"),
+    ]
+    op.close()
