@@ -8,73 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import msgspec
 import pytest
 from conftest import GatewayProcess
-from test_gateway_nodes import NODE_CLIENT, TOKEN, node, operator
+from node_fakes import approval, node_conn, node_device, registry_for
+from test_gateway_nodes import TOKEN, node, operator
 
-from openclaw_multi.gateway.devices import PairedDevice
 from openclaw_multi.gateway.methods import MethodError
-from openclaw_multi.gateway.node_pairing import ApprovedNode
 from openclaw_multi.gateway.nodes import NodeRegistry
-from openclaw_multi.protocol.connect import ConnectParams
 from openclaw_multi.protocol.handshake import Phase
 
 
 def _approved_node(tmp_path: Path) -> tuple[NodeRegistry, SimpleNamespace, list[Any]]:
-    device = PairedDevice(
-        device_id="n1",
-        public_key="pk",
-        role="node",
-        roles=["node"],
-        scopes=[],
-        created_at_ms=1,
-        approved_at_ms=1,
-        approved_via="silent",
-    )
-    gateway = SimpleNamespace(
-        settings=SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)),
-        devices=SimpleNamespace(store=SimpleNamespace(paired={"n1": device})),
-        clients=set(),
-        invalidate_health=lambda: None,
-    )
-    registry = NodeRegistry(gateway)  # type: ignore[arg-type]
-    gateway.nodes = registry
-    registry.pairing.store.paired["n1"] = ApprovedNode(
-        node_id="n1",
-        device_public_key="pk",
-        device_created_at_ms=1,
-        caps=[],
-        commands=["test.echo"],
-        created_at_ms=1,
-        approved_at_ms=1,
-    )
-    params = msgspec.convert(
-        {
-            "minProtocol": 4,
-            "maxProtocol": 4,
-            "client": dict(NODE_CLIENT),
-            "role": "node",
-            "commands": ["test.echo"],
-        },
-        ConnectParams,
-    )
+    registry = registry_for(tmp_path, SimpleNamespace(paired={"n1": node_device()}))
+    registry.pairing.store.paired["n1"] = approval(["test.echo"])
     sent: list[tuple[str, Any]] = []
-    conn = SimpleNamespace(
-        role="node",
-        device_id="n1",
-        params=params,
-        phase=Phase.CONNECTED,
-        ip="127.0.0.1",
-        connected_at=time.time(),
-        send_event=lambda event, payload, *rest: sent.append((event, payload)),
-    )
+    conn = node_conn(["test.echo"], sent)
     registry.node_connected(conn)  # type: ignore[arg-type]
     return registry, conn, sent
 

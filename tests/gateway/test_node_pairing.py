@@ -418,52 +418,13 @@ def test_internal_callers_are_refused_too(tmp_path: Path) -> None:
     """``NodeRegistry.invoke`` itself (what agent runs call) refuses a pending node."""
     from types import SimpleNamespace
 
-    import msgspec
+    from node_fakes import node_conn, node_device, registry_for
 
-    from openclaw_multi.gateway.devices import PairedDevice
     from openclaw_multi.gateway.methods import MethodError
-    from openclaw_multi.gateway.nodes import NodeRegistry
-    from openclaw_multi.protocol.connect import ConnectParams
-    from openclaw_multi.protocol.handshake import Phase
 
-    device = PairedDevice(
-        device_id="n1",
-        public_key="pk",
-        role="node",
-        roles=["node"],
-        scopes=[],
-        created_at_ms=1,
-        approved_at_ms=1,
-        approved_via="silent",
-    )
-    gateway = SimpleNamespace(
-        settings=SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)),
-        devices=SimpleNamespace(store=SimpleNamespace(paired={"n1": device})),
-        clients=set(),
-        invalidate_health=lambda: None,
-    )
-    registry = NodeRegistry(gateway)  # type: ignore[arg-type]
-    gateway.nodes = registry
+    registry = registry_for(tmp_path, SimpleNamespace(paired={"n1": node_device()}))
     sent: list[tuple[str, Any]] = []
-    params = msgspec.convert(
-        {
-            "minProtocol": 4,
-            "maxProtocol": 4,
-            "client": dict(NODE_CLIENT),
-            "role": "node",
-            "commands": ["test.echo"],
-        },
-        ConnectParams,
-    )
-    conn = SimpleNamespace(
-        role="node",
-        device_id="n1",
-        params=params,
-        phase=Phase.CONNECTED,
-        ip="127.0.0.1",
-        connected_at=time.time(),
-        send_event=lambda event, payload, *rest: sent.append((event, payload)),
-    )
+    conn = node_conn(["test.echo"], sent)
     registry.node_connected(conn)  # type: ignore[arg-type]
     with pytest.raises(MethodError) as refused:
         registry.invoke("n1", "test.echo", {})

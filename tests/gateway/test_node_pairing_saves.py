@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import pytest
-from test_gateway_nodes import NODE_CLIENT
+from node_fakes import approval, node_conn, node_device, registry_for
 
 from openclaw_multi.gateway import record_store
-from openclaw_multi.gateway.devices import PairedDevice, PairingStore, TokenEntry
+from openclaw_multi.gateway.devices import PairingStore, TokenEntry
 from openclaw_multi.gateway.methods import MethodError
-from openclaw_multi.gateway.node_pairing import ApprovedNode, NodePairingStore
-from openclaw_multi.gateway.nodes import NodeRegistry
+from openclaw_multi.gateway.node_pairing import NodePairingStore
 from openclaw_multi.protocol import scopes
-from openclaw_multi.protocol.connect import ConnectParams
-from openclaw_multi.protocol.handshake import Phase
 
 DISK_FULL = "cannot save node approvals: No space left on device"
 
@@ -38,14 +34,9 @@ class Setup:
     def __init__(self, state: Path) -> None:
         self.state = state
         self.devices = PairingStore(state / "devices")
-        self.devices.paired["n1"] = PairedDevice(
-            device_id="n1",
-            public_key="pk",
+        self.devices.paired["n1"] = node_device(
             role="operator",
             roles=["node", "operator"],  # mixed: remove keeps the operator role
-            scopes=[],
-            created_at_ms=1,
-            approved_at_ms=1,
             approved_via="owner",
             tokens=[
                 TokenEntry(role="node", token_hash="h1", scopes=[], created_at_ms=1),
@@ -53,45 +44,11 @@ class Setup:
             ],
         )
         self.devices.save_paired()
-        gateway = SimpleNamespace(
-            settings=SimpleNamespace(paths=SimpleNamespace(state_dir=state)),
-            devices=SimpleNamespace(store=self.devices),
-            clients=set(),
-            invalidate_health=lambda: None,
-        )
-        self.registry = NodeRegistry(gateway)  # type: ignore[arg-type]
-        gateway.nodes = self.registry
+        self.registry = registry_for(state, self.devices)
         self.pairing = self.registry.pairing
-        self.pairing.store.paired["n1"] = ApprovedNode(
-            node_id="n1",
-            device_public_key="pk",
-            device_created_at_ms=1,
-            caps=[],
-            commands=["test.echo"],
-            created_at_ms=1,
-            approved_at_ms=1,
-            display_name="first",
-        )
+        self.pairing.store.paired["n1"] = approval(["test.echo"], display_name="first")
         self.pairing.store.save_paired()
-        params = msgspec.convert(
-            {
-                "minProtocol": 4,
-                "maxProtocol": 4,
-                "client": dict(NODE_CLIENT),
-                "role": "node",
-                "commands": ["test.echo", "test.more"],
-            },
-            ConnectParams,
-        )
-        self.conn = SimpleNamespace(
-            role="node",
-            device_id="n1",
-            params=params,
-            phase=Phase.CONNECTED,
-            ip="127.0.0.1",
-            connected_at=time.time(),
-            send_event=lambda *args: None,
-        )
+        self.conn = node_conn(["test.echo", "test.more"], [])
         self.registry.node_connected(self.conn)  # type: ignore[arg-type]
         (self.request_id,) = self.pairing.store.pending
         self.operator = SimpleNamespace(scopes=frozenset({scopes.ADMIN}))
