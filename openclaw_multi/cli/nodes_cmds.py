@@ -2,23 +2,23 @@
 
 A node's device pairing (``openclaw devices``) lets it connect; its declared commands wait
 for an operator here (docs/protocol.md, Nodes). Every subcommand connects to the profile's
-gateway the way ``openclaw devices`` does (as this CLI's own device, falling back to the
-shared secret; same target options) and calls the reference's methods: ``node.list``,
-``node.pair.approve|reject|remove``. Approving a surface that declares ``system.run`` or
-other shell/file commands takes ``operator.admin``, which the CLI asks for. ``--json``
-prints the method's payload exactly as sent.
+gateway the way ``openclaw devices`` does (:mod:`.pairing_view`: as this CLI's own device,
+falling back to the shared secret; same target options) and calls the reference's methods:
+``node.list``, ``node.pair.approve|reject|remove``. Approving a surface that declares
+``system.run`` or other shell/file commands takes ``operator.admin``, which the CLI asks
+for. ``--json`` prints the method's payload exactly as sent.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from .context import CliContext
-from .devices_cmds import _ago, _decode, _device_call, _table
 from .gateway_cmds import ClientArgs, _client_options
+from .pairing_view import ago, id_command, labelled, show_list, table
 
 
 @click.group("nodes", invoke_without_command=True)
@@ -34,55 +34,44 @@ def nodes(ctx: click.Context) -> None:
 @click.pass_obj
 def list_cmd(obj: CliContext, client: ClientArgs) -> None:
     """List known nodes: approval state, connection, pending requests."""
-    raw, _ = _device_call(obj, client, "node.list")
-    if client.as_json:
-        click.echo(raw)
-    else:
-        click.echo(format_list(_decode(raw), now_ms=int(time.time() * 1000)))
+    show_list(obj, client, "node.list", format_list)
 
 
-@nodes.command("approve")
-@click.argument("request_id")
-@_client_options
-@click.pass_obj
-def approve_cmd(obj: CliContext, request_id: str, client: ClientArgs) -> None:
-    """Approve the pending command surface REQUEST_ID (from `nodes list`)."""
-    raw, _ = _device_call(obj, client, "node.pair.approve", {"requestId": request_id})
-    payload = _decode(raw)
-    if client.as_json:
-        click.echo(raw)
-        return
+def _approved(payload: dict[str, Any]) -> str:
     node = payload.get("node")
     node = node if isinstance(node, dict) else {}
     commands = ",".join(node.get("commands") or []) or "no commands"
-    click.echo(f"Approved {node.get('nodeId', 'ok')} ({commands})")
+    return f"Approved {node.get('nodeId', 'ok')} ({commands})"
 
 
-@nodes.command("reject")
-@click.argument("request_id")
-@_client_options
-@click.pass_obj
-def reject_cmd(obj: CliContext, request_id: str, client: ClientArgs) -> None:
-    """Reject the pending command surface REQUEST_ID (the node asks again on reconnect)."""
-    raw, _ = _device_call(obj, client, "node.pair.reject", {"requestId": request_id})
-    _report(raw, client, "Rejected")
+def _done(verb: str) -> Callable[[dict[str, Any]], str]:
+    return lambda payload: f"{verb} {payload.get('nodeId') or 'ok'}"
 
 
-@nodes.command("remove")
-@click.argument("node_id")
-@_client_options
-@click.pass_obj
-def remove_cmd(obj: CliContext, node_id: str, client: ClientArgs) -> None:
-    """Unpair NODE_ID as a node: approval gone, node role revoked, its connection closed."""
-    raw, _ = _device_call(obj, client, "node.pair.remove", {"nodeId": node_id})
-    _report(raw, client, "Removed")
-
-
-def _report(raw: bytes, client: ClientArgs, verb: str) -> None:
-    if client.as_json:
-        click.echo(raw)
-        return
-    click.echo(f"{verb} {_decode(raw).get('nodeId') or 'ok'}")
+id_command(
+    nodes,
+    "approve",
+    "request_id",
+    "node.pair.approve",
+    _approved,
+    "Approve the pending command surface REQUEST_ID (from `nodes list`).",
+)
+id_command(
+    nodes,
+    "reject",
+    "request_id",
+    "node.pair.reject",
+    _done("Rejected"),
+    "Reject the pending command surface REQUEST_ID (the node asks again on reconnect).",
+)
+id_command(
+    nodes,
+    "remove",
+    "node_id",
+    "node.pair.remove",
+    _done("Removed"),
+    "Unpair NODE_ID as a node: approval gone, node role revoked, its connection closed.",
+)
 
 
 # -- pure formatting (tested without a gateway) -------------------------------------------------
@@ -92,14 +81,14 @@ def format_list(payload: dict[str, Any], *, now_ms: int) -> str:
     if not entries:
         return "No nodes."
     out = [f"Nodes ({len(entries)})"]
-    out += _table(
+    out += table(
         ["NODE", "PLATFORM", "STATE", "CONNECTED", "COMMANDS"],
         [
             [
-                _label(n),
+                labelled(n, "nodeId"),
                 str(n.get("platform") or "-"),
                 str(n.get("approvalState") or "-"),
-                "yes" if n.get("connected") else _ago(now_ms, n.get("lastDisconnectedAtMs")),
+                "yes" if n.get("connected") else ago(now_ms, n.get("lastDisconnectedAtMs")),
                 ",".join(n.get("commands") or []) or "-",
             ]
             for n in entries
@@ -108,12 +97,12 @@ def format_list(payload: dict[str, Any], *, now_ms: int) -> str:
     pending = [n for n in entries if n.get("pendingRequestId")]
     if pending:
         out.append(f"Awaiting approval ({len(pending)})")
-        out += _table(
+        out += table(
             ["REQUEST", "NODE", "COMMANDS"],
             [
                 [
                     str(n["pendingRequestId"]),
-                    _label(n),
+                    labelled(n, "nodeId"),
                     ",".join(n.get("pendingDeclaredCommands") or []) or "-",
                 ]
                 for n in pending
@@ -121,12 +110,6 @@ def format_list(payload: dict[str, Any], *, now_ms: int) -> str:
         )
         out.append("Approve with: openclaw nodes approve <REQUEST>")
     return "\n".join(out)
-
-
-def _label(entry: dict[str, Any]) -> str:
-    name = entry.get("displayName")
-    node_id = str(entry.get("nodeId", ""))
-    return f"{node_id} ({name})" if name else node_id
 
 
 __all__ = ["format_list", "nodes"]
