@@ -25,6 +25,16 @@ def run_cli(home: Path, *args: str, timeout: float = 30) -> subprocess.Completed
     )
 
 
+def node_start(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "node", "start", "laptop", *args],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -149,26 +159,14 @@ def test_a_stored_token_is_sent_only_to_the_url_it_was_stored_for(
 def test_node_start_with_a_token_but_no_url_for_an_undefined_host_stores_nothing(
     home: Path,
 ) -> None:
-    done = subprocess.run(
-        [*CLI, "node", "start", "laptop", "--token", "x"],
-        env=clean_env(home),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = node_start(home, "--token", "x")
     assert done.returncode == 2, done
     assert done.stderr.startswith("error: no node host laptop yet"), done.stderr
     assert not (home / ".openclaw-laptop" / "nodehost-token").exists()
 
 
 def test_node_start_refuses_a_url_with_credentials(home: Path) -> None:
-    done = subprocess.run(
-        [*CLI, "node", "start", "laptop", "--url", "ws://me:s3cret@127.0.0.1:9/"],
-        env=clean_env(home),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = node_start(home, "--url", "ws://me:s3cret@127.0.0.1:9/")
     assert done.returncode == 2, done
     assert done.stderr.startswith("error: --url must not contain credentials"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "s3cret" not in done.stderr
