@@ -35,7 +35,7 @@ from ..protocol.connect import ConnectParams
 from ..protocol.frames import encoder
 from ..protocol.handshake import Accepted, Rejected, negotiate_protocol
 from .methods import Method, MethodError
-from .record_store import PairingFiles
+from .record_store import PairingFiles, without
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -137,6 +137,13 @@ class PairingStore(PairingFiles[PairedDevice, PendingRequest]):
             del self.pending[rid]
         if stale:
             self.save_pending()
+
+
+def _save_failed(err: OSError) -> MethodError:
+    """UNAVAILABLE (retryable) for a decision that could not be saved: nothing changed."""
+    _LOG.error("cannot save device pairing: %s", err)
+    reason = err.strerror or str(err) or type(err).__name__
+    return MethodError(codes.UNAVAILABLE, f"cannot save device pairing: {reason}", retryable=True)
 
 
 def _now_ms() -> int:
@@ -370,6 +377,7 @@ class DeviceRegistry:
         return request, True
 
     def _commit_approval(self, request: PendingRequest, *, via: str, now: int) -> PairedDevice:
+        """Save the approved record, then put it in effect (OSError: nothing changed)."""
         store = self.store
         existing = store.paired.get(request.device_id)
         same_key = existing is not None and existing.public_key == request.public_key
@@ -392,10 +400,11 @@ class DeviceRegistry:
             last_seen_at_ms=keep.last_seen_at_ms if keep else None,
             tokens=list(keep.tokens) if keep else [],
         )
-        store.paired[record.device_id] = record
-        store.pending.pop(request.request_id, None)
-        store.save_paired()
-        store.save_pending()
+        store.commit_paired({**store.paired, record.device_id: record})
+        try:  # the approval is saved: a request left behind is only stale
+            store.commit_pending(without(store.pending, {request.request_id}))
+        except OSError as err:
+            _LOG.error("cannot save device pairing state: %s", err)
         return record
 
     def _set_token(self, record: PairedDevice, role: str, token: str, now: int) -> None:
@@ -462,7 +471,10 @@ class DeviceRegistry:
             for scope in request.scopes:
                 if not scopes.covers(conn.scopes, scope):
                     raise MethodError(codes.INVALID_REQUEST, f"missing scope: {scope}")
-        record = self._commit_approval(request, via="owner", now=now)
+        try:
+            record = self._commit_approval(request, via="owner", now=now)
+        except OSError as err:
+            raise _save_failed(err) from None
         _LOG.info("device pairing approved device=%s role=%s", record.device_id, record.role)
         self._broadcast_resolved(request, "approved", now)
         return {"requestId": request_id, "device": record.public()}
@@ -471,10 +483,13 @@ class DeviceRegistry:
         now = _now_ms()
         self.store.prune(now)
         request_id = params.request_id.strip()
-        request = self.store.pending.pop(request_id, None)
+        request = self.store.pending.get(request_id)
         if request is None:
             raise MethodError(codes.INVALID_REQUEST, "unknown requestId")
-        self.store.save_pending()
+        try:
+            self.store.commit_pending(without(self.store.pending, {request_id}))
+        except OSError as err:
+            raise _save_failed(err) from None
         _LOG.info("device pairing rejected device=%s", request.device_id)
         self._broadcast_resolved(request, "rejected", now)
         return {"requestId": request_id, "deviceId": request.device_id}
@@ -482,14 +497,18 @@ class DeviceRegistry:
     def _remove(self, conn: Connection, params: DeviceIdParams) -> dict[str, Any]:
         device_id = params.device_id.strip()
         store = self.store
-        if store.paired.pop(device_id, None) is None:
+        if device_id not in store.paired:
             raise MethodError(codes.INVALID_REQUEST, "unknown deviceId")
-        for request_id in [
-            r.request_id for r in store.pending.values() if r.device_id == device_id
-        ]:
-            del store.pending[request_id]
-        store.save_paired()
-        store.save_pending()
+        try:
+            store.commit_paired(without(store.paired, {device_id}))
+        except OSError as err:
+            raise _save_failed(err) from None
+        requests = {r.request_id for r in store.pending.values() if r.device_id == device_id}
+        if requests:
+            try:  # the removal is saved; a request left behind asks again, no more
+                store.commit_pending(without(store.pending, requests))
+            except OSError as err:
+                _LOG.error("cannot save device pairing state: %s", err)
         _LOG.info("device pairing removed device=%s", device_id)
         self._disconnect_later(self._connections_of(device_id), CLOSE_DEVICE_REMOVED)
         return {"deviceId": device_id}
@@ -502,9 +521,15 @@ class DeviceRegistry:
         if record is None or entry is None:
             raise MethodError(codes.INVALID_REQUEST, "device token revocation denied")
         now = _now_ms()
-        entry.token_hash = ""  # nothing left that a token could match
-        entry.revoked_at_ms = now
-        self.store.save_paired()
+        # nothing left that a token could match; in effect only once saved
+        revoked = msgspec.structs.replace(entry, token_hash="", revoked_at_ms=now)
+        tokens = [revoked if t is entry else t for t in record.tokens]
+        try:
+            self.store.commit_paired(
+                {**self.store.paired, device_id: msgspec.structs.replace(record, tokens=tokens)}
+            )
+        except OSError as err:
+            raise _save_failed(err) from None
         _LOG.info("device token revoked device=%s role=%s", device_id, role)
         self._disconnect_later(self._connections_of(device_id, role), CLOSE_TOKEN_REVOKED)
         return {"deviceId": device_id, "role": role, "revokedAtMs": now}

@@ -40,7 +40,7 @@ from ..protocol import nodes as proto
 from ..protocol.frames import encoder
 from ..protocol.handshake import Phase
 from .methods import Method, MethodError
-from .record_store import PairingFiles
+from .record_store import PairingFiles, without
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -122,11 +122,6 @@ class NodePairingStore(PairingFiles[ApprovedNode, PendingSurface]):
 
     def __init__(self, directory: Path) -> None:
         super().__init__(directory, ApprovedNode, PendingSurface, what="node pairing")
-
-
-def _without(records: dict[str, Any], keys: set[str]) -> dict[str, Any]:
-    """A copy of ``records`` without ``keys`` (the new state, built before it is saved)."""
-    return {k: v for k, v in records.items() if k not in keys}
 
 
 def _save_failed(err: OSError) -> MethodError:
@@ -445,7 +440,7 @@ class NodePairing:
         if request.node_id in self.gateway.nodes.connected:
             record.last_connected_at_ms = record.last_connected_at_ms or now
         self.commit_approvals({**self.store.paired, record.node_id: record})
-        self._commit_pending_quietly(_without(self.store.pending, {request_id}))
+        self._commit_pending_quietly(without(self.store.pending, {request_id}))
         _LOG.info(
             "node command approval approved node=%s commands=%s",
             record.node_id,
@@ -462,7 +457,7 @@ class NodePairing:
         if request is None:
             raise MethodError(codes.INVALID_REQUEST, "unknown requestId")
         try:
-            self.store.commit_pending(_without(self.store.pending, {request_id}))
+            self.store.commit_pending(without(self.store.pending, {request_id}))
         except OSError as err:
             raise _save_failed(err) from None
         _LOG.info("node command approval rejected node=%s", request.node_id)
@@ -483,11 +478,11 @@ class NodePairing:
         # saved part in effect, so memory never claims what a restart would undo; the
         # operator's retry finishes the rest.
         if node_id in self.store.paired:
-            self.commit_approvals(_without(self.store.paired, {node_id}))
+            self.commit_approvals(without(self.store.paired, {node_id}))
         if device is not None and had_role:
             # A node-only device row goes; a mixed-role device keeps its other roles.
             roles = [r for r in device.roles if r != "node"]
-            remaining = _without(devices.paired, {node_id})
+            remaining = without(devices.paired, {node_id})
             if roles:
                 remaining[node_id] = msgspec.structs.replace(
                     device,
@@ -501,7 +496,7 @@ class NodePairing:
                 raise _save_failed(err) from None
         requests = {r.request_id for r in self.store.pending.values() if r.node_id == node_id}
         if requests:  # moot now (no longer bound to a node device): a failure is only logged
-            self._commit_pending_quietly(_without(self.store.pending, requests))
+            self._commit_pending_quietly(without(self.store.pending, requests))
         _LOG.info("node pairing removed node=%s", node_id)
         now = _now_ms()
         self._to_operators(

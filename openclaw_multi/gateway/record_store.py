@@ -24,7 +24,7 @@ import msgspec
 
 from ..profiles.atomic import write_file_atomic
 
-__all__ = ["PairingFiles", "RecordFile"]
+__all__ = ["PairingFiles", "RecordFile", "without"]
 
 _LOG = logging.getLogger("openclaw.gateway")
 
@@ -131,3 +131,8 @@ class PairingFiles(Generic[P, Q]):
         """
         self.pending_file.save(records)
         self.pending = records
+
+
+def without(records: dict[str, R], keys: set[str]) -> dict[str, R]:
+    """A copy of ``records`` without ``keys``: a new state, built before it is saved."""
+    return {k: v for k, v in records.items() if k not in keys}
