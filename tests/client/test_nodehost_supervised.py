@@ -7,29 +7,22 @@ Cleanup: Shutdown(stop_gateways) to the supervisor, then anything tracked still 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, free_port, start_gateway, wait_until
+from conftest import free_port, start_gateway, wait_until
+from supervised import SupervisedHome, alive, supervised_home
 from test_nodehost_live import TOKEN, connected_node, invoke, ok_payload, operator
 
-from openclaw_multi.client.control import SupervisorClient, supervisor_dir
-from openclaw_multi.errors import SupervisorError
-from openclaw_multi.profiles.lock import process_start_time
+from openclaw_multi.client.control import supervisor_dir
 from openclaw_multi.protocol.control import Shutdown
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "openclaw_multi.cli.main"]
 POLICY = {
     "OPENCLAW_SUPERVISOR_BACKOFF_INITIAL": "0.1",
     "OPENCLAW_SUPERVISOR_BACKOFF_MAX": "0.4",
@@ -39,63 +32,15 @@ POLICY = {
 }
 
 
-def alive(pid: int, start: int | None) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return fields[0] != "Z" and (start is None or int(fields[19]) == start)
-
-
-class Harness:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = clean_env(home, **POLICY)
-        self.client = SupervisorClient(home, env=self.env)
-        self.pids: dict[int, int | None] = {}
-
-    def run(
-        self, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*CLI, *args], env=env or self.env, capture_output=True, text=True, timeout=90
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
+class Harness(SupervisedHome):
     def nodes(self) -> dict[str, dict[str, Any]]:
-        result = self.run("node", "status", "--json")
-        rows = json.loads(result.stdout)
-        for row in rows:
-            self.track(row["pid"])
-        return {row["name"]: row for row in rows}
-
-    def track(self, pid: int | None) -> None:
-        if pid is not None and pid not in self.pids:
-            self.pids[pid] = process_start_time(pid)
-
-    def cleanup(self) -> None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            data = json.loads((supervisor_dir(self.home) / "supervisor.json").read_text())
-            self.track(int(data["pid"]))
-        with contextlib.suppress(SupervisorError):
-            if self.client.is_running():
-                self.client.request(Shutdown(stop_gateways=True), timeout=20, autostart=False)
-        for pid, start in self.pids.items():
-            if alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
+        return self.rows("node", "status", "--json")
 
 
 @pytest.fixture
 def sv() -> Iterator[Harness]:
-    home = Path(tempfile.mkdtemp(prefix="ocn-"))  # short: unix socket paths <= 107 bytes
-    harness = Harness(home)
-    try:
+    with supervised_home(Harness, "ocn-", POLICY) as harness:
         yield harness
-    finally:
-        harness.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_supervised_node_host(sv: Harness, tmp_path: Path) -> None:

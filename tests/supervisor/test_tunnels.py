@@ -8,16 +8,12 @@ by pid. Cleanup: Shutdown(stop_gateways) to the supervisor, then sshd and the ga
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,18 +23,15 @@ from typing import Any
 import psutil
 import pytest
 
-from openclaw_multi.client.control import SupervisorClient, supervisor_dir
-from openclaw_multi.errors import SupervisorError
-from openclaw_multi.profiles.lock import process_start_time
+from openclaw_multi.client.control import supervisor_dir
 from openclaw_multi.protocol.control import Shutdown
-from tests.conftest import GatewayProcess, clean_env, free_port, start_gateway, wait_until
+from tests.conftest import GatewayProcess, free_port, start_gateway, wait_until
 from tests.sshd import Sshd, start_sshd
+from tests.supervised import SupervisedHome, alive, supervised_home
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "tunnel-test-token-" + uuid.uuid4().hex
-_SCRIPT = Path(sys.executable).with_name("openclaw")
-OPENCLAW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "openclaw_multi.cli.main"]
 POLICY = {
     "OPENCLAW_SUPERVISOR_BACKOFF_INITIAL": "0.1",
     "OPENCLAW_SUPERVISOR_BACKOFF_MAX": "0.4",
@@ -52,74 +45,23 @@ POLICY = {
 }
 
 
-def _alive(pid: int, start_time: int | None) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return fields[0] != "Z" and (start_time is None or int(fields[19]) == start_time)
-
-
 def _port_refuses(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-class TunnelHarness:
+class TunnelHarness(SupervisedHome):
     """One short home, its supervisor (through the CLI), and every pid worth cleaning up."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = clean_env(home, **POLICY)
-        self.client = SupervisorClient(home, env=self.env)
-        self.pids: dict[int, int | None] = {}
-
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*OPENCLAW, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
     def tunnels(self) -> dict[str, dict[str, Any]]:
-        result = self.run("tunnel", "list", "--json")
-        rows = json.loads(result.stdout)
-        for row in rows:
-            self.track(row["pid"])
-        return {row["name"]: row for row in rows}
-
-    def track(self, pid: int | None) -> None:
-        if pid is not None and pid not in self.pids:
-            self.pids[pid] = process_start_time(pid)
-
-    def log(self) -> str:
-        return (supervisor_dir(self.home) / "supervisor.log").read_text(errors="replace")
-
-    def cleanup(self) -> None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            data = json.loads((supervisor_dir(self.home) / "supervisor.json").read_text())
-            self.track(int(data["pid"]))
-        try:
-            if self.client.is_running():
-                self.client.request(Shutdown(stop_gateways=True), timeout=20, autostart=False)
-        except SupervisorError:
-            pass
-        for pid, start in self.pids.items():
-            if _alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
+        return self.rows("tunnel", "list", "--json")
 
 
 @pytest.fixture
 def th() -> Iterator[TunnelHarness]:
-    home = Path(tempfile.mkdtemp(prefix="oct-"))  # short: unix socket paths <= 107 bytes
-    harness = TunnelHarness(home)
-    try:
+    with supervised_home(TunnelHarness, "oct-", POLICY) as harness:
         yield harness
-    finally:
-        harness.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -254,7 +196,7 @@ def test_tunnel_reaches_the_remote_gateway_heals_and_stops(
     print("\n".join(line for line in th.log().splitlines() if "tunnel office" in line))
     assert isinstance(healed_row, dict)
     assert healed_row["restarts"] >= 1
-    assert not _alive(first_pid, None)
+    assert not alive(first_pid, None)
     health = th.run("health", "--tunnel", "office", "--token", TOKEN, "--timeout", "5")
     assert health.returncode == 0, health.stderr
 
@@ -263,7 +205,7 @@ def test_tunnel_reaches_the_remote_gateway_heals_and_stops(
     reply = th.client.request(Shutdown(stop_gateways=False), timeout=20, autostart=False)
     assert reply.ok
     wait_until(lambda: not th.client.is_running(), 10, "the supervisor to exit")
-    assert _alive(ssh_pid, th.pids.get(ssh_pid))
+    assert alive(ssh_pid, th.pids.get(ssh_pid))
     row = th.tunnels()  # supervisor not running: definitions only
     assert row["office"]["state"] == "STOPPED" and row["office"]["supervised"] is False
     result = th.run("tunnel", "start", "office")  # autostarts, adopts, already running
@@ -273,7 +215,7 @@ def test_tunnel_reaches_the_remote_gateway_heals_and_stops(
     # Stop: ssh ends (no orphan), the local port is free, the definition stays.
     result = th.run("tunnel", "stop", "office")
     assert result.returncode == 0, result.stderr
-    assert not _alive(ssh_pid, th.pids.get(ssh_pid))
+    assert not alive(ssh_pid, th.pids.get(ssh_pid))
     assert _port_refuses(local)
     assert not _ssh_processes(local)
     row = th.tunnels()["office"]
