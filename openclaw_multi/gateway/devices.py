@@ -31,7 +31,7 @@ import msgspec
 
 from ..protocol import codes, scopes
 from ..protocol import device as proto
-from ..protocol.connect import ConnectParams
+from ..protocol.connect import ClientInfo, ConnectParams
 from ..protocol.frames import encoder
 from ..protocol.handshake import Accepted, Rejected, negotiate_protocol
 from .methods import Method, MethodError
@@ -137,6 +137,18 @@ class PairingStore(PairingFiles[PairedDevice, PendingRequest]):
             del self.pending[rid]
         if stale:
             self.save_pending()
+
+
+def client_fields(client: ClientInfo, remote_ip: str) -> dict[str, Any]:
+    """What a pairing request keeps of the connecting client (keyword arguments)."""
+    return {
+        "display_name": client.display_name,
+        "platform": client.platform,
+        "device_family": client.device_family,
+        "client_id": client.id,
+        "client_mode": client.mode,
+        "remote_ip": remote_ip,
+    }
 
 
 def _save_failed(err: OSError) -> MethodError:
@@ -360,14 +372,9 @@ class DeviceRegistry:
             roles=roles,
             scopes=merged,
             ts=now,
-            display_name=client.display_name,
-            platform=client.platform,
-            device_family=client.device_family,
-            client_id=client.id,
-            client_mode=client.mode,
-            remote_ip=conn.ip,
             silent=silent,
             is_repair=proof.device_id in store.paired,
+            **client_fields(client, conn.ip),
         )
         for superseded in mine:
             del store.pending[superseded.request_id]

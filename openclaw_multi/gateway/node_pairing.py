@@ -39,6 +39,7 @@ from ..protocol import codes, scopes
 from ..protocol import nodes as proto
 from ..protocol.frames import encoder
 from ..protocol.handshake import Phase
+from .devices import client_fields
 from .methods import Method, MethodError
 from .record_store import PairingFiles, without
 
@@ -329,15 +330,10 @@ class NodePairing:
             commands=commands,
             permissions=permissions,
             ts=now,
-            display_name=client.display_name,
-            platform=client.platform,
             version=client.version,
-            device_family=client.device_family,
             model_identifier=client.model_identifier,
-            client_id=client.id,
-            client_mode=client.mode,
-            remote_ip=conn.ip,
             silent=silent,
+            **client_fields(client, conn.ip),
         )
         if existing is not None:
             del self.store.pending[existing.request_id]
