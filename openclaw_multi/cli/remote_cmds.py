@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ..client.target import check_ws_url, read_secret_file
+from ..client.target import check_ws_url, read_secret_file, shown_url
 from ..errors import ConfigError, UsageError
 from ..profiles.config import load_config, load_raw_config, save_config_atomic
 from ..profiles.paths import ProfilePaths, resolve_paths
@@ -101,7 +101,7 @@ def remote_set(
         raise UsageError("give exactly one of --token, --token-file, --password-file")
     problem = check_ws_url(url)
     if problem is not None:
-        raise UsageError(f"invalid --url {url!r}: {problem}")
+        raise UsageError(f"invalid --url {shown_url(url)!r}: {problem}")
     pin = None
     if tls_fingerprint is not None:
         pin = normalize_fingerprint(tls_fingerprint)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import logging.handlers
 import os
 import select
 import socket
@@ -22,6 +21,7 @@ from typing import Final
 
 from openclaw_multi import runtime
 from openclaw_multi.errors import ConfigError, OpenClawError
+from openclaw_multi.profiles.logfile import setup_log_file
 
 from .daemon import Supervisor
 from .home import SupervisorPaths, home_from_env, supervisor_paths
@@ -29,8 +29,6 @@ from .options import SupervisorOptions, parse_options
 
 EXIT_FAILURE: Final = 1
 EXIT_CONFIG: Final = 78
-LOG_MAX_BYTES: Final = 10 * 1024 * 1024
-LOG_BACKUPS: Final = 5
 _DETACH_TIMEOUT_S: Final = 30.0
 _READY: Final = b"R"
 _ALREADY: Final = b"A"
@@ -53,21 +51,8 @@ def take_lock(paths: SupervisorPaths) -> int | None:
 
 
 def setup_logging(paths: SupervisorPaths, *, to_stderr: bool) -> None:
-    """Log to ``supervisor.log`` (rotated), and to stderr when it is not that same file."""
-    root = logging.getLogger("openclaw")
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    fd = os.open(paths.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.close(fd)
-    handler = logging.handlers.RotatingFileHandler(
-        paths.log_path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    if to_stderr and not _stderr_is(paths):
-        stream = logging.StreamHandler(sys.stderr)
-        stream.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        root.addHandler(stream)
+    """Log to ``supervisor.log`` (rotated, 0600), and to stderr when it is not that same file."""
+    setup_log_file(paths.log_path, to_stderr=to_stderr and not _stderr_is(paths))
 
 
 def _stderr_is(paths: SupervisorPaths) -> bool:

@@ -159,6 +159,15 @@ def test_remote_set_usage_errors(home: Path, args: tuple[str, ...]) -> None:
     assert not (home / ".openclaw-laptop" / "openclaw.json").exists()
 
 
+def test_remote_set_refuses_a_url_with_credentials_without_echoing_them(home: Path) -> None:
+    url = "wss://me:hunter2@127.0.0.1:1/"
+    result = openclaw(home, "--profile", "laptop", "remote", "set", "--url", url, "--token", "a")
+    assert result.returncode == 2
+    assert "***@127.0.0.1:1" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not (home / ".openclaw-laptop" / "openclaw.json").exists()
+
+
 # -- security audit ---------------------------------------------------------------------------
 def _audit(home: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     result = openclaw(home, "security", "audit", "--json", *args)
