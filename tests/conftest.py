@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,11 +174,16 @@ def start_gateway(
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """An empty home directory for profiles."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
+def home() -> Iterator[Path]:
+    """An empty home directory for profiles, on a short path.
+
+    AF_UNIX socket paths (the supervisor's control socket lives under the home) are limited
+    to 107 bytes; pytest's own temporary paths, longer still under xdist
+    (``.../popen-gw1/<test name>0/``), leave too little room.
+    """
+    path = Path(tempfile.mkdtemp(prefix="och-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -209,3 +215,14 @@ def _collect_garbage_per_test() -> Iterator[None]:
     that leaked it (warnings are errors), not in whichever test the collector runs next."""
     yield
     gc.collect()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that collected no tests fails like a failing test (exit 1), never passes quietly.
+
+    Only the controlling process decides (under xdist each worker finishes its own session).
+    """
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not hasattr(
+        session.config, "workerinput"
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +79,9 @@ class Home:
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Iterator[Home]:
-    home = Home(tmp_path)
+def h() -> Iterator[Home]:
+    # A short root: the supervisor's control socket path is limited to 107 bytes.
+    home = Home(Path(tempfile.mkdtemp(prefix="ocdr-")))
     home.home.mkdir()
     yield home
     home.run("supervisor", "stop", "--all", timeout=90)
@@ -88,6 +91,7 @@ def h(tmp_path: Path) -> Iterator[Home]:
                 os.kill(pid, signal.SIGKILL)
         except psutil.Error:
             pass
+    shutil.rmtree(home.root, ignore_errors=True)
 
 
 def _codes(findings: list[dict[str, object]]) -> list[str]:

@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,8 +108,9 @@ class ServiceHost:
 
 
 @pytest.fixture
-def sh(tmp_path: Path) -> Iterator[ServiceHost]:
-    host = ServiceHost(tmp_path)
+def sh() -> Iterator[ServiceHost]:
+    # A short root: the supervisor's control socket path is limited to 107 bytes.
+    host = ServiceHost(Path(tempfile.mkdtemp(prefix="ocsv-")))
     host.home.mkdir()
     yield host
     host.run("supervisor", "stop", "--all", timeout=90)
@@ -118,6 +120,7 @@ def sh(tmp_path: Path) -> Iterator[ServiceHost]:
                 os.kill(pid, signal.SIGKILL)
         except psutil.Error:
             pass
+    shutil.rmtree(host.root, ignore_errors=True)
 
 
 def test_install_writes_a_verified_unit_and_hands_over(sh: ServiceHost) -> None:

@@ -27,6 +27,7 @@ def _ids(gateway: dict[str, object], **extra: object) -> dict[str, str]:
         ("abcabcabcabcabcabcabcabcabc", True),
         ("short", True),
     ],
+    ids=["urlsafe-32", "hex-16", "repeated-char", "repeated-run", "short"],  # same on every worker
 )
 def test_token_weakness(token: str, weak: bool) -> None:
     assert (token_weakness(token) is not None) is weak

@@ -20,9 +20,9 @@ from openclaw_multi.supervisor.readiness import NotifyMessage, parse_notify
 from openclaw_multi.supervisor.release import connect_host, lock_is_free
 
 
-def test_supervisor_paths_live_under_home(tmp_path: Path) -> None:
-    paths = supervisor_paths(tmp_path)
-    assert paths.directory == tmp_path / ".openclaw-supervisor" == supervisor_dir(tmp_path)
+def test_supervisor_paths_live_under_home(home: Path) -> None:
+    paths = supervisor_paths(home)
+    assert paths.directory == home / ".openclaw-supervisor" == supervisor_dir(home)
     assert [p.name for p in (paths.socket_path, paths.lock_path, paths.identity_path)] == [
         "supervisor.sock",
         "supervisor.lock",
@@ -112,9 +112,9 @@ def test_gateway_command_and_environment_carry_no_secrets(tmp_path: Path) -> Non
     }
 
 
-def test_supervisor_start_environment_drops_gateway_secrets(tmp_path: Path) -> None:
+def test_supervisor_start_environment_drops_gateway_secrets(home: Path) -> None:
     client = SupervisorClient(
-        tmp_path,
+        home,
         env={
             "PATH": "/bin",
             "OPENCLAW_GATEWAY_PASSWORD": "pw",
@@ -126,7 +126,7 @@ def test_supervisor_start_environment_drops_gateway_secrets(tmp_path: Path) -> N
     assert client._start_env() == {
         "PATH": "/bin",
         "OPENCLAW_SUPERVISOR_BURST_LIMIT": "2",
-        "OPENCLAW_HOME": str(tmp_path),
+        "OPENCLAW_HOME": str(home),
     }
     assert not client.is_running()
     with pytest.raises(SupervisorError, match="not running"):
