@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures of the command-flow tests (tests/e2e and tests/faults share them).
+pytest_plugins = ["e2e.flow"]
+
 
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 (and ::1) a moment ago, with a free block above."""

@@ -18,12 +18,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 from conftest import GatewayProcess, clean_env, free_port, start_gateway, wait_until
+from fakes.openai_server import FakeOpenAI, serve
+from fakes.telegram_bot_api import BotApiDouble, bot_api
 from wire import Wire
 
 TOKEN = "e2e-gw-token-" + uuid.uuid4().hex
@@ -253,3 +257,28 @@ class ChatRun:
 
     def states(self) -> list[str]:
         return [e["state"] for e in self.events]
+
+
+# -- fixtures shared by the flow tests (imported by name into their modules) -----------------
+@pytest.fixture
+def stack(home: Path) -> Iterator[Stack]:
+    """A gateway (+ node hosts on demand) for one test, all ended by pid afterwards."""
+    s = Stack(home)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def api() -> Iterator[BotApiDouble]:
+    """The Telegram Bot API double the stack's gateway polls."""
+    with bot_api(BOT_TOKEN) as double:
+        yield double
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    """A scripted chat-completions server (no replies queued yet)."""
+    with serve([]) as fake:
+        yield fake

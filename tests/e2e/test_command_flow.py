@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import socket
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import wait_until
@@ -40,32 +38,11 @@ from e2e.flow import (
     node_entry,
     text_of,
 )
-from fakes.openai_server import FakeOpenAI, reply, serve, tool_call
-from fakes.telegram_bot_api import BotApiDouble, bot_api
+from fakes.openai_server import FakeOpenAI, reply, tool_call
+from fakes.telegram_bot_api import BotApiDouble
 
 pytestmark = pytest.mark.e2e
 ASK_INFO = f"/node {NODE_NAME} system.info"
-
-
-@pytest.fixture
-def stack(home: Path) -> Iterator[Stack]:
-    s = Stack(home)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def api() -> Iterator[BotApiDouble]:
-    with bot_api(BOT_TOKEN) as double:
-        yield double
-
-
-@pytest.fixture
-def model() -> Iterator[FakeOpenAI]:
-    with serve([]) as fake:
-        yield fake
 
 
 def assert_is_the_nodes_info(info: dict[str, object], node: NodeHost, node_id: str) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,35 +29,14 @@ from e2e.flow import (
     node_entry,
     text_of,
 )
-from fakes.openai_server import HANG, FakeOpenAI, http_error, reply, serve
-from fakes.telegram_bot_api import BotApiDouble, bot_api
+from fakes.openai_server import HANG, FakeOpenAI, http_error, reply
+from fakes.telegram_bot_api import BotApiDouble
 from wire import Wire
 
 pytestmark = pytest.mark.e2e
 ASK_INFO = f"/node {NODE_NAME} system.info"
 SLEEP_30 = f'/node {NODE_NAME} system.run {{"command": ["sleep", "30"]}}'
 SORRY = "Sorry, that failed: "
-
-
-@pytest.fixture
-def stack(home: Path) -> Iterator[Stack]:
-    s = Stack(home)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def api() -> Iterator[BotApiDouble]:
-    with bot_api(BOT_TOKEN) as double:
-        yield double
-
-
-@pytest.fixture
-def model() -> Iterator[FakeOpenAI]:
-    with serve([]) as fake:
-        yield fake
 
 
 def say(api: BotApiDouble, text: str, timeout: float = 20.0) -> str:
