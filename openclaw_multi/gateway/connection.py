@@ -184,8 +184,10 @@ class Connection:
             )
             return
         gateway = self.gateway
-        if is_browser_client(params.client.id, params.client.mode):
+        if self.origin[0] or is_browser_client(params.client.id, params.client.mode):
             # Before any credential is looked at, as the reference does (protocol/origin.py).
+            # Any client whose upgrade carries an Origin is a browser page, whatever client id
+            # it claims: else any web site could drive a loopback gateway as "cli" (CSWSH).
             reason = check_browser_origin(
                 self.origin[0],
                 self.origin[1],

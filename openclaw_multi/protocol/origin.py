@@ -3,7 +3,8 @@
 A browser page can open a WebSocket to any host it likes, carrying the user's network
 position with it; the ``Origin`` header it cannot forge says which page asked. The
 reference gateway checks it for browser clients (``client.id`` ``openclaw-control-ui``,
-``webchat-ui``, or ``client.mode`` ``webchat``), before any credential is looked at. An
+``webchat-ui``, or ``client.mode`` ``webchat``) and for any client whose upgrade carries an
+``Origin`` (a web page may claim any client id), before any credential is looked at. An
 origin passes when it is:
 
 1. listed in ``gateway.controlUi.allowedOrigins`` (``"*"`` allows any);

@@ -177,9 +177,15 @@ def test_browser_clients_need_an_allowed_origin(gateway: GatewayProcess) -> None
         assert res["error"]["details"]["code"] == "CONTROL_UI_ORIGIN_NOT_ALLOWED"
     webchat = {"id": "webchat-ui", "version": "1", "platform": "web", "mode": "ui"}
     assert _browser_connect(port, "https://evil.example", webchat)["ok"] is False
-    # Clients that are not browsers are not judged by Origin (as the reference).
+    # Any client id is judged once the upgrade carries an Origin (the reference's
+    # enforceOriginCheckForAnyClient): a page elsewhere cannot pose as the CLI (CSWSH).
     cli = {"id": "cli", "version": "1", "platform": "linux", "mode": "cli"}
-    assert _browser_connect(port, "https://evil.example", cli)["ok"] is True
+    res = _browser_connect(port, "https://evil.example", cli)
+    assert res["ok"] is False and res["closeCode"] == 1008
+    assert res["error"]["details"]["code"] == "CONTROL_UI_ORIGIN_NOT_ALLOWED"
+    assert _browser_connect(port, own, cli)["ok"] is True
+    # Without an Origin (not a browser) the CLI is not judged by it.
+    assert _browser_connect(port, None, cli)["ok"] is True
 
 
 def test_allowed_origins_config(home: Path, gateway_factory: Any) -> None:
