@@ -47,6 +47,15 @@ SECURITY_HEADERS: Final = (
 )
 
 
+def is_small_number(text: str) -> bool:
+    """True for 1 to 9 ASCII digits.
+
+    ``str.isdigit`` alone also passes ``"²"`` (latin-1 0xB2) and numbers past ``int``'s
+    4300-digit limit, on which ``int()`` raises instead of giving a number.
+    """
+    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
+
+
 class BadRequest(Exception):
     """The request cannot be parsed; ``status`` says how to answer."""
 
@@ -115,7 +124,7 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
         raise BadRequest(400, "request head too slow") from None
     method, path, query, headers = parse_head(raw[:-4])
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
+    if not is_small_number(length_text):
         raise BadRequest(400, "bad content-length")
     if "transfer-encoding" in headers:
         raise BadRequest(400, "chunked bodies are not accepted")

@@ -221,7 +221,7 @@ class DashboardServer:
     async def _logs(self, request: http.Request) -> bytes:
         name = (request.query.get("profile") or [""])[0]
         lines_text = (request.query.get("lines") or ["50"])[0]
-        if not lines_text.isdigit():
+        if not http.is_small_number(lines_text):
             return self._json(400, {"error": "lines must be a number"})
         try:
             lines = await self.board.log_tail(name, int(lines_text))

@@ -210,6 +210,18 @@ def test_bad_requests_get_one_line_errors(dash: Dashboard) -> None:
         assert sock.recv(100).startswith(b"HTTP/1.1 400")
     big = {"secret": "x" * 10000}
     assert call(dash, "POST", "/api/login", big)[0] == 413
+    # Digits Python's int() refuses (a latin-1 superscript, more than int's 4300-digit limit)
+    # are a 400 too, never an exception that drops the connection unanswered.
+    for length in (b"\xb2", b"9" * 5000):
+        with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
+            sock.sendall(b"POST /api/login HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n")
+            assert sock.recv(100).startswith((b"HTTP/1.1 400", b"HTTP/1.1 413"))
+    cookie, _ = login(dash)
+    for lines in ("%C2%B2", "9" * 5000):
+        status, _, body = call(
+            dash, "GET", f"/api/logs?profile=alpha&lines={lines}", None, {"Cookie": cookie}
+        )
+        assert status == 400 and json.loads(body)["error"].startswith("lines must be")
 
 
 def test_assets_are_all_local() -> None:
