@@ -4,7 +4,8 @@ The command prints a URL whose fragment (``#secret=...``) carries the run's secr
 fragment never reaches a server, so it lands in no access log. The page posts it to
 ``/api/login`` and gets back an HttpOnly, SameSite=Strict session cookie plus a CSRF token
 that it must echo in ``X-CSRF-Token`` on every action. A one-time code (spent on first use)
-is what the command hands to the browser it opens, so a process list shows nothing reusable.
+is what the command hands to the browser it opens, so a process list shows nothing reusable;
+one the browser never spends expires after ``CODE_TTL_S``.
 Nothing here is ever written to disk: a new run means a new secret.
 """
 
@@ -20,6 +21,7 @@ from typing import Final
 MAX_SESSIONS: Final = 64
 SESSION_TTL_S: Final = 12 * 3600.0
 MAX_CODES: Final = 16
+CODE_TTL_S: Final = 120.0
 
 
 @dataclass
@@ -35,15 +37,15 @@ class Gatekeeper:
 
     def __init__(self, secret: str | None = None) -> None:
         self.secret = secret or secrets.token_urlsafe(32)
-        self._codes: set[str] = set()
+        self._codes: dict[str, float] = {}  # code -> issued at (monotonic), oldest first
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
     def one_time_code(self) -> str:
         """A code that logs in exactly once (for the browser the command opens)."""
         if len(self._codes) >= MAX_CODES:
-            self._codes.pop()
+            del self._codes[next(iter(self._codes))]
         code = secrets.token_urlsafe(24)
-        self._codes.add(code)
+        self._codes[code] = time.monotonic()
         return code
 
     def login(
@@ -54,13 +56,18 @@ class Gatekeeper:
         if secret is not None:
             granted = hmac.compare_digest(secret.encode(), self.secret.encode())
         elif code is not None:
+            # A code sits in the argv of the browser it was handed to: it must not stay valid
+            # there for as long as this command runs if that browser never spent it.
+            now = time.monotonic()
+            for stale in [k for k, at in self._codes.items() if now - at > CODE_TTL_S]:
+                del self._codes[stale]
             # Compare against every code so the time taken says nothing about which matched.
             match = None
             for known in self._codes:
                 if hmac.compare_digest(code.encode(), known.encode()):
                     match = known
             if match is not None:
-                self._codes.discard(match)
+                del self._codes[match]
                 granted = True
         if not granted:
             return None

@@ -246,6 +246,21 @@ def test_one_time_code_logs_in_once() -> None:
     assert gate.login(secret="") is None and gate.login() is None
 
 
+def test_an_unspent_one_time_code_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A code left unspent in a browser's argv (visible in ps) stops working."""
+    from openclaw_multi.dashboard import auth
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    gate = Gatekeeper()
+    stale = gate.one_time_code()
+    clock[0] += auth.CODE_TTL_S - 1
+    fresh = gate.one_time_code()
+    clock[0] += 2
+    assert gate.login(code=stale) is None
+    assert gate.login(code=fresh) is not None
+
+
 def test_loopback_only(home: Path) -> None:
     for host in ("0.0.0.0", "192.168.1.10", "::", "localhost.example"):
         with pytest.raises(UsageError, match="loopback only"):
