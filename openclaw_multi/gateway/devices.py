@@ -15,6 +15,13 @@ Files (under the profile's state dir, each written atomically, mode 0600, dir 07
 finishes a ``connect`` that carries a ``device`` block (the decisions are the pure
 functions of :mod:`openclaw_multi.protocol.device`), and the ``device.pair.*`` /
 ``device.token.revoke`` methods let an operator list, approve, reject and remove devices.
+
+What must survive a restart is saved before it is answered: a device token issued (or
+rotated) at connect is on disk before ``hello-ok`` carries it, and approvals, rejections,
+removals and revocations before their response. Bookkeeping (``lastSeenAtMs``,
+``remoteIp``, a token's ``lastUsedAtMs``, a refreshed request's ``ts``) is kept in memory
+and written at most :data:`~.record_store.BOOKKEEPING_FLUSH_S` later in one write, and at
+shutdown (:meth:`DeviceRegistry.flush`): no fsync on the event loop on every connect.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import msgspec
 from ..protocol import codes, scopes
 from ..protocol import device as proto
 from ..protocol.connect import ClientInfo, ConnectParams
-from ..protocol.frames import encoder
+from ..protocol.frames import ErrorShape, encoder
 from ..protocol.handshake import Accepted, Rejected, negotiate_protocol
 from .methods import Method, MethodError
 from .record_store import PairingFiles, without
@@ -136,7 +143,7 @@ class PairingStore(PairingFiles[PairedDevice, PendingRequest]):
         for rid in stale:
             del self.pending[rid]
         if stale:
-            self.save_pending()
+            self.save_pending_soon()  # an expired request is dropped again after a restart
 
 
 def client_fields(client: ClientInfo, remote_ip: str) -> dict[str, Any]:
@@ -156,6 +163,21 @@ def _save_failed(err: OSError) -> MethodError:
     _LOG.error("cannot save device pairing: %s", err)
     reason = err.strerror or str(err) or type(err).__name__
     return MethodError(codes.UNAVAILABLE, f"cannot save device pairing: {reason}", retryable=True)
+
+
+def _connect_unsaved(err: OSError) -> Rejected:
+    """The device token issued at connect could not be saved: refuse (retryable) rather
+    than hand out a token a restart would forget."""
+    _LOG.error("cannot save device pairing: %s", err)
+    reason = err.strerror or str(err) or type(err).__name__
+    return Rejected(
+        ErrorShape(
+            code=codes.UNAVAILABLE,
+            message=f"cannot save device pairing: {reason}",
+            retryable=True,
+        ),
+        codes.CLOSE_TRY_AGAIN_LATER,
+    )
 
 
 def _now_ms() -> int:
@@ -196,6 +218,10 @@ class DeviceRegistry:
             "device.pair.remove": Method(self._remove, scopes.PAIRING, DeviceIdParams),
             "device.token.revoke": Method(self._revoke, scopes.PAIRING, TokenRevokeParams),
         }
+
+    def flush(self) -> None:
+        """At shutdown: write the bookkeeping still in memory (last-seen times)."""
+        self.store.flush()
 
     # -- connect ---------------------------------------------------------------------------------
     def authorize(
@@ -251,10 +277,14 @@ class DeviceRegistry:
         if params.client.display_name:
             record.display_name = params.client.display_name
         token: str | None = None
-        if method != "device-token":
+        if method == "device-token":
+            store.save_paired_soon()  # only bookkeeping changed
+        else:
             token = proto.b64url(secrets.token_bytes(32))  # 256 random bits, as the reference
-            self._set_token(record, role, token, now)
-        store.save_paired()
+            try:
+                self._commit_token(record, role, token, now)
+            except OSError as err:
+                return _connect_unsaved(err)
         return proto.DeviceAccepted(
             protocol=protocol,
             role=role,
@@ -359,7 +389,7 @@ class DeviceRegistry:
                 existing.ts = now
                 existing.remote_ip = conn.ip
                 existing.silent = existing.silent and silent
-                store.save_pending()
+                store.save_pending_soon()
                 return existing, False
         roles = sorted({role, *(r for e in mine for r in e.roles)})
         merged = sorted({*wanted, *(s for e in mine for s in e.scopes)})
@@ -414,7 +444,9 @@ class DeviceRegistry:
             _LOG.error("cannot save device pairing state: %s", err)
         return record
 
-    def _set_token(self, record: PairedDevice, role: str, token: str, now: int) -> None:
+    def _commit_token(self, record: PairedDevice, role: str, token: str, now: int) -> None:
+        """Save ``record`` with a new ``role`` token, then put it in effect (OSError: the
+        device keeps its previous token, in memory as on disk)."""
         previous = record.token_for(role)
         entry = TokenEntry(
             role=role,
@@ -423,7 +455,9 @@ class DeviceRegistry:
             created_at_ms=now,
             last_used_at_ms=previous.last_used_at_ms if previous else None,
         )
-        record.tokens = [t for t in record.tokens if t.role != role] + [entry]
+        tokens = [t for t in record.tokens if t.role != role] + [entry]
+        updated = msgspec.structs.replace(record, tokens=tokens)
+        self.store.commit_paired({**self.store.paired, record.device_id: updated})
 
     # -- events ------------------------------------------------------------------------------------
     def _broadcast(self, event: str, payload: Any) -> None:

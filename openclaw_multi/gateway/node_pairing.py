@@ -20,7 +20,8 @@ secret, but they say what may run on a machine):
 
 Decisions (approve, reject, remove, rename) are saved before they take effect. Bookkeeping
 (last-seen times, a refreshed request's time) is kept in memory and written at most
-:data:`BOOKKEEPING_FLUSH_S` later, and at shutdown: no fsync on every node connect and close.
+:data:`~.record_store.BOOKKEEPING_FLUSH_S` later, and at shutdown: no fsync on every node
+connect and close.
 """
 
 from __future__ import annotations
@@ -51,10 +52,6 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger("openclaw.gateway")
 EVENTS = ("node.pair.requested", "node.pair.resolved")
 CLOSE_NODE_REMOVED = "node pairing removed"
-BOOKKEEPING_FLUSH_S = 5.0
-"""Last-seen times and refreshed requests reach the files at most this long after a change."""
-PAIRED = "paired"
-PENDING = "pending"
 
 
 class ApprovedNode(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -150,8 +147,6 @@ class NodePairing:
     def __init__(self, gateway: Gateway, state_dir: Path) -> None:
         self.gateway = gateway
         self.store = NodePairingStore(state_dir / "nodes")
-        self._unsaved: set[str] = set()  # PAIRED, PENDING: bookkeeping not written yet
-        self._flush_timer: asyncio.TimerHandle | None = None
 
     def methods(self) -> dict[str, Method]:
         """Scope ``operator.pairing``, as the reference's method table."""
@@ -235,43 +230,17 @@ class NodePairing:
             approved.last_connected_at_ms = now
             approved.remote_ip = conn.ip
             approved.version = params.client.version or approved.version
-            self._write_soon(PAIRED)
+            self.store.save_paired_soon()
 
     def node_closed(self, node_id: str) -> None:
         approved = self.approved(node_id)
         if approved is not None:
             approved.last_disconnected_at_ms = _now_ms()
-            self._write_soon(PAIRED)
-
-    # -- bookkeeping writes ------------------------------------------------------------------------
-    def _write_soon(self, which: str) -> None:
-        """Bookkeeping (last-seen times, a refreshed request) changed in memory: write it
-        within :data:`BOOKKEEPING_FLUSH_S`, not now. An fsynced rewrite of the file on every
-        node connect and close would block the event loop; losing a few seconds of
-        last-seen times to a crash is harmless. Decisions are written at once instead."""
-        self._unsaved.add(which)
-        if self._flush_timer is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a tool, a test): nothing to defer to
-            self.flush()
-            return
-        self._flush_timer = loop.call_later(BOOKKEEPING_FLUSH_S, self.flush)
+            self.store.save_paired_soon()
 
     def flush(self) -> None:
-        """Write the bookkeeping kept in memory (the timer's job; also called at shutdown).
-
-        A failed write is logged, not raised (it runs from a timer or the shutdown path).
-        """
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        unsaved, self._unsaved = self._unsaved, set()
-        if PAIRED in unsaved:
-            self._save_quietly(self.store.save_paired)
-        if PENDING in unsaved:
-            self._save_quietly(self.store.save_pending)
+        """At shutdown: write the bookkeeping still in memory (last-seen times)."""
+        self.store.flush()
 
     def commit_approvals(self, paired: dict[str, ApprovedNode]) -> None:
         """Save ``paired`` as the approved surfaces, then put it in effect.
@@ -318,7 +287,7 @@ class NodePairing:
             existing.ts = now
             existing.remote_ip = conn.ip
             existing.silent = existing.silent and silent
-            self._write_soon(PENDING)
+            self.store.save_pending_soon()
             return
         caps, commands, permissions = surface
         request = PendingSurface(

@@ -143,6 +143,7 @@ async def _serve(settings: GatewaySettings, lock: ProfileLock) -> int:
         conn.peer.abort()
     await _wait_sockets_closed(gateway, ABORT_TIMEOUT_S)  # their close callbacks run
     gateway.nodes.close()  # last-seen times still in memory
+    gateway.devices.flush()
     # The runs the drain aborted store their messages as they end; then the store closes.
     unsettled = await gateway.chat.settle(RUNS_SETTLE_TIMEOUT_S)
     if unsettled:

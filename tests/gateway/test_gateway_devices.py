@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import stat
 import time
 import uuid
@@ -328,3 +329,42 @@ def test_gateway_client_signs_and_keeps_its_device_token(
 
     asyncio.run(after_removal())
     assert store.load(gw.url, "operator") is None
+
+
+def test_last_seen_waits_in_memory_and_is_written_at_shutdown(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """A device-token connect only updates bookkeeping: no write per connect; a SIGTERM'd
+    gateway writes it."""
+    gw = token_gateway(home, gateway_factory)
+    key = Key()
+    wire, res = key.connect(gw.port, auth={"token": TOKEN})
+    issued = res["payload"]["auth"]["deviceToken"]
+    wire.close()
+    again, res = key.connect(gw.port, auth={"deviceToken": issued})
+    assert res["payload"]["auth"]["method"] == "device-token", res
+    op = operator(gw.port)
+    [mine] = op.call("device.pair.list")["payload"]["paired"]
+    op.close()
+    again.close()
+    assert gw.stop() == 0
+    stored = json.loads((gw.state_dir / "devices" / "paired.json").read_text())[key.device_id]
+    assert stored["lastSeenAtMs"] == mine["lastSeenAtMs"]
+    assert stored["tokens"][0]["lastUsedAtMs"] == mine["tokens"][0]["lastUsedAtMs"] is not None
+
+
+def test_a_token_issued_at_connect_survives_a_sigkill_right_after_hello_ok(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    gw = token_gateway(home, gateway_factory)
+    key = Key()
+    wire, res = key.connect(gw.port, auth={"token": TOKEN})
+    issued = res["payload"]["auth"]["deviceToken"]
+    gw.stop(signal.SIGKILL)
+    wire.close()
+
+    gw = token_gateway(home, gateway_factory)
+    again, res = key.connect(gw.port, auth={"deviceToken": issued})
+    assert res["ok"] is True, res
+    assert res["payload"]["auth"]["method"] == "device-token"
+    again.close()

@@ -161,9 +161,8 @@ def test_connects_and_closes_write_last_seen_times_later_in_one_write(
 ) -> None:
     """Last-seen bookkeeping is not an fsynced rewrite per connect and close (that blocked
     the event loop): it is kept in memory and written once, a little later."""
-    from openclaw_multi.gateway import node_pairing
 
-    monkeypatch.setattr(node_pairing, "BOOKKEEPING_FLUSH_S", 0.05)
+    monkeypatch.setattr(record_store, "BOOKKEEPING_FLUSH_S", 0.05)
     real = record_store.write_file_atomic
     writes: list[str] = []
 
