@@ -132,6 +132,25 @@ def test_login_identity_presence_and_events(browser: Any, gw: GatewayProcess) ->
     assert other.evaluate("document.documentElement.scrollWidth") <= 390
 
 
+def test_a_refused_credential_is_not_kept(browser: Any, gw: GatewayProcess) -> None:
+    """A wrong token leaves no trace in the tab, and a #password= link leaves the URL too."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{gw.port}/")
+    page.get_by_label("Gateway token or password").fill("wrong-" + TOKEN)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.locator("#login-error")).to_contain_text("refused", timeout=WAIT_MS)
+    assert page.evaluate(f"sessionStorage.getItem('{AUTH_KEY}')") is None
+    # A link pasted into this tab changes only the fragment (a hashchange, no reload).
+    page.evaluate("location.hash = 'password=pw-in-the-url'")
+    # The handler stores the password and cleans the URL in one go; the refusal then drops it.
+    page.wait_for_function("() => !location.href.includes('pw-in-the-url')", timeout=WAIT_MS)
+    page.wait_for_function(f"() => sessionStorage.getItem('{AUTH_KEY}') === null", timeout=WAIT_MS)
+    expect(page.locator("#login-error")).to_contain_text("refused")
+    assert "pw-in-the-url" not in page.url
+
+
 def test_webchat_send_shows_the_reply(browser: Any, gw: GatewayProcess) -> None:
     from playwright.sync_api import expect
 

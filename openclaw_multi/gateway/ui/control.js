@@ -77,7 +77,12 @@
         sendConnect(sock, auth).then(onHello, (err) => {
           authFailed = AUTH_FAILURES.has(err.details && err.details.code) ||
             err.code === 'NOT_PAIRED' || /unauthorized/.test(err.message || '');
-          if (authFailed) showLogin(auth ? 'The gateway refused that credential.' : '');
+          if (authFailed) {
+            // A refused credential is not kept for the next reload to retry (and be throttled
+            // on); pairing still pending is no verdict on the token itself.
+            if (err.code !== 'NOT_PAIRED') sessionStorage.removeItem(STORE);
+            showLogin(auth ? 'The gateway refused that credential.' : '');
+          }
           else setConn('refused: ' + err.message, 'bad');
         });
       } else if (frame.type === 'res') {
@@ -447,7 +452,8 @@
     sessionStorage.setItem(STORE, JSON.stringify(token ? { kind: 'token', secret: token } : { kind: 'password', secret: password }));
   }
   window.addEventListener('hashchange', () => {
-    if (new URLSearchParams(location.hash.slice(1)).has('token')) {
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (params.has('token') || params.has('password')) {
       tokenFromFragment();
       connect(savedAuth());
     }
