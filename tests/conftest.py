@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-# Fixtures of the command-flow tests (tests/e2e and tests/faults share them).
-pytest_plugins = ["e2e.flow"]
+# Fixtures of the command-flow tests (tests/e2e and tests/faults share them) and the
+# reference client's (reference_cli: the real OpenClaw CLI, or a skip).
+pytest_plugins = ["e2e.flow", "reference"]
 
 
 def free_port() -> int:

@@ -10,13 +10,12 @@ Skipped without the reference client (``./scripts/setup-reference-client``); fai
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GatewayProcess, clean_env, wait_until
+from conftest import GatewayProcess, wait_until
+from reference import Result, client_env, run
 from test_nodehost_live import (  # noqa: F401 (files, gw, node_factory: fixtures)
     TOKEN,
     Node,
@@ -29,43 +28,9 @@ from test_nodehost_live import (  # noqa: F401 (files, gw, node_factory: fixture
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-WRAPPER = REPO / ".cache" / "reference-client" / "bin" / "openclaw-ref"
 
-
-@pytest.fixture(scope="module")
-def reference_cli() -> Path:
-    if os.access(WRAPPER, os.X_OK):
-        return WRAPPER
-    message = (
-        f"reference client not installed ({WRAPPER} missing): run ./scripts/setup-reference-client"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def run_ref(reference_cli: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    client_home = home / "ref-home"
-    client_home.mkdir(exist_ok=True)
-    env = clean_env(
-        client_home,
-        OPENCLAW_STATE_DIR=str(client_home / ".openclaw"),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        DO_NOT_TRACK="1",
-        NO_COLOR="1",
-    )
-    return subprocess.run(
-        [str(reference_cli), *args],
-        env=env,
-        cwd=client_home,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-    )
+def run_ref(home: Path, *args: str) -> Result:
+    return run(client_env(home / "ref-home"), *args, timeout=120)
 
 
 def test_reference_cli_invokes_our_node_host(
@@ -81,7 +46,6 @@ def test_reference_cli_invokes_our_node_host(
     flags = ["--url", gw.url, "--token", TOKEN]
 
     which = run_ref(
-        reference_cli,
         home,
         "nodes", "invoke", "--node", "Test laptop", "--command", "system.which",
         "--params", json.dumps({"bins": ["sleep"]}), *flags,
@@ -92,7 +56,6 @@ def test_reference_cli_invokes_our_node_host(
     assert result["payload"]["bins"]["sleep"].endswith("/sleep")
 
     notified = run_ref(
-        reference_cli,
         home,
         "nodes", "notify", "--node", "Test laptop", "--title", "From the reference",
         "--body", "hello", "--json", *flags,
@@ -104,7 +67,6 @@ def test_reference_cli_invokes_our_node_host(
     )
 
     refused = run_ref(
-        reference_cli,
         home,
         "nodes", "invoke", "--node", "Test laptop", "--command", "fs.read",
         "--params", json.dumps({"path": "/etc/passwd"}), *flags,

@@ -1,68 +1,30 @@
 """The real OpenClaw CLI (the reference client) against a real token gateway of ours.
 
-The CLI is openclaw 2026.9.6 from the npm registry, on its own Node 24, installed by
-``scripts/setup-reference-client`` into ``.cache/reference-client/`` with a wrapper,
-``bin/openclaw-ref``. Without it these tests skip on a developer's machine and fail in CI
-(``CI`` set), naming the script to run.
-
-Each CLI call runs with a temp HOME and state dir (no OPENCLAW_* from the caller), update
-checks and telemetry off, in a process group of its own that is killed on timeout.
+The CLI (openclaw 2026.9.6, ``bin/openclaw-ref``) and how each call runs (a temp HOME and state
+dir, update checks and telemetry off, its process group killed on timeout) are in
+tests/reference.py; without it these tests skip, and fail in CI.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import GatewayProcess, clean_env
+from conftest import GatewayProcess
+from reference import Result, client_env, run
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-WRAPPER = REPO / ".cache" / "reference-client" / "bin" / "openclaw-ref"
 TOKEN = "ref-" + uuid.uuid4().hex
-CLI_TIMEOUT = 60.0  # seconds per CLI call; the CLI's own request timeout is 10 s
 # What the reference client shows a local CLI whose token is wrong (the reference gateway's
 # own wording, formatGatewayAuthFailureMessage).
 MISMATCH = (
     "unauthorized: gateway token mismatch "
     "(use this gateway's gateway.auth.token or pair the device)"
 )
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, object]:
-        value = json.loads(self.stdout)
-        assert isinstance(value, dict), self.stdout
-        return value
-
-    def __str__(self) -> str:
-        return f"exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}"
-
-
-@pytest.fixture(scope="session")
-def reference_cli() -> Path:
-    """The wrapper, or a skip (a fail in CI) saying how to install it."""
-    if os.access(WRAPPER, os.X_OK):
-        return WRAPPER
-    message = (
-        f"reference client not installed ({WRAPPER} missing): run ./scripts/setup-reference-client"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture
@@ -78,39 +40,8 @@ def compat_gateway(home: Path, gateway_factory: Callable[..., GatewayProcess]) -
 @pytest.fixture
 def run_cli(reference_cli: Path, tmp_path: Path) -> Callable[..., Result]:
     """Run ``openclaw-ref ARGS...`` as a user with an empty home would, bounded in time."""
-    client_home = tmp_path / "client-home"
-    client_home.mkdir()
-    env = clean_env(
-        client_home,
-        OPENCLAW_STATE_DIR=str(client_home / ".openclaw"),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        DO_NOT_TRACK="1",
-        NO_COLOR="1",
-    )
-
-    def run(*args: str) -> Result:
-        proc = subprocess.Popen(
-            [str(reference_cli), *args],
-            env=env,
-            cwd=client_home,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # the CLI respawns itself: kill its whole group
-        )
-        try:
-            out, err = proc.communicate(timeout=CLI_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            raise AssertionError(
-                f"openclaw-ref {' '.join(args)} still running after {CLI_TIMEOUT}s\n{out}\n{err}"
-            ) from None
-        return Result(proc.returncode, out, err)
-
-    return run
+    env = client_env(tmp_path / "client-home")
+    return lambda *args: run(env, *args)
 
 
 def call_args(gw: GatewayProcess, *args: str, token: str = TOKEN) -> tuple[str, ...]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -26,30 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GatewayProcess, clean_env
+from conftest import GatewayProcess
 from device_key import Key, assert_refused
+from reference import Result, client_env, run, start, stop
 from wire import Wire
 
 from openclaw_multi.protocol.device import b64url_decode
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-WRAPPER = REPO / ".cache" / "reference-client" / "bin" / "openclaw-ref"
 TOKEN = "ref-pair-" + uuid.uuid4().hex
 NODE_START_S = 150.0  # the node host loads its plugins first (about 40 s on a small VM)
-
-
-@pytest.fixture(scope="module")
-def reference_cli() -> Path:
-    if os.access(WRAPPER, os.X_OK):
-        return WRAPPER
-    message = (
-        f"reference client not installed ({WRAPPER} missing): run ./scripts/setup-reference-client"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture
@@ -64,62 +49,28 @@ def pairing_gateway(home: Path, gateway_factory: Callable[..., GatewayProcess]) 
 
 
 @pytest.fixture
-def client_env(tmp_path: Path) -> dict[str, str]:
-    client_home = tmp_path / "client-home"
-    client_home.mkdir()
-    return clean_env(
-        client_home,
-        OPENCLAW_STATE_DIR=str(client_home / ".openclaw"),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        DO_NOT_TRACK="1",
-        NO_COLOR="1",
-    )
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    return client_env(tmp_path / "client-home")
 
 
 @pytest.fixture
-def node_hosts(reference_cli: Path, client_env: dict[str, str]) -> Iterator[Callable[[int], Any]]:
+def node_hosts(reference_cli: Path, cli_env: dict[str, str]) -> Iterator[Callable[[int], Any]]:
     """Start ``openclaw-ref node run`` in its own process group; every one is killed after."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(port: int) -> subprocess.Popen[bytes]:
-        env = dict(client_env, OPENCLAW_GATEWAY_TOKEN=TOKEN)
-        proc = subprocess.Popen(
-            [str(reference_cli), "node", "run", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=env["HOME"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    def start_host(port: int) -> subprocess.Popen[bytes]:
+        env = dict(cli_env, OPENCLAW_GATEWAY_TOKEN=TOKEN)
+        proc = start(env, "node", "run", "--host", "127.0.0.1", "--port", str(port))
         started.append(proc)
         return proc
 
-    yield start
+    yield start_host
     for proc in started:
         stop(proc)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)  # its own group: the host and what it spawned
-    proc.wait(timeout=10)
-
-
-def run_cli(
-    reference_cli: Path, env: dict[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(reference_cli), *args],
-        env=env,
-        cwd=env["HOME"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        start_new_session=True,
-    )
+def run_cli(env: dict[str, str], *args: str) -> Result:
+    return run(env, *args, timeout=90)
 
 
 def wait_for_event(wire: Wire, name: str, timeout: float) -> dict[str, Any]:
@@ -142,28 +93,28 @@ def nodes_connected(wire: Wire) -> int:
 
 
 def test_reference_cli_lists_approves_and_removes(
-    pairing_gateway: GatewayProcess, reference_cli: Path, client_env: dict[str, str]
+    pairing_gateway: GatewayProcess, reference_cli: Path, cli_env: dict[str, str]
 ) -> None:
     key = Key()
     wire, res = key.connect(pairing_gateway.port, auth={"token": TOKEN})
     request_id = assert_refused(wire, res, "PAIRING_REQUIRED")["details"]["requestId"]
     flags = ("--url", f"ws://127.0.0.1:{pairing_gateway.port}", "--token", TOKEN)
 
-    listed = run_cli(reference_cli, client_env, "devices", "list", *flags, "--json")
+    listed = run_cli(cli_env, "devices", "list", *flags, "--json")
     assert listed.returncode == 0, listed.stderr
     pending = json.loads(listed.stdout)["pending"]
     assert [p["requestId"] for p in pending] == [request_id]
-    human = run_cli(reference_cli, client_env, "devices", "list", *flags)
+    human = run_cli(cli_env, "devices", "list", *flags)
     assert human.returncode == 0 and request_id in human.stdout and "new pairing" in human.stdout
 
-    approved = run_cli(reference_cli, client_env, "devices", "approve", request_id, *flags)
+    approved = run_cli(cli_env, "devices", "approve", request_id, *flags)
     assert approved.returncode == 0, approved.stderr
     assert f"Approved {key.device_id} ({request_id})" in approved.stdout
     wire, res = key.connect(pairing_gateway.port, auth={"token": TOKEN})
     assert res["ok"] is True and res["payload"]["auth"]["deviceToken"]
     wire.close()
 
-    removed = run_cli(reference_cli, client_env, "devices", "remove", key.device_id, *flags)
+    removed = run_cli(cli_env, "devices", "remove", key.device_id, *flags)
     assert removed.returncode == 0, removed.stderr
     assert f"Removed {key.device_id}" in removed.stdout
 

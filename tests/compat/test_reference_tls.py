@@ -10,37 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import ssl
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GatewayProcess, clean_env
+from conftest import GatewayProcess
+from reference import Result, client_env, run
 
 from openclaw_multi.protocol.tls import format_fingerprint
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-WRAPPER = REPO / ".cache" / "reference-client" / "bin" / "openclaw-ref"
 TOKEN = "ref-tls-" + uuid.uuid4().hex
-CLI_TIMEOUT = 60.0
 
 
 @pytest.fixture
-def tls_gateway(home: Path, gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
-    if not os.access(WRAPPER, os.X_OK):
-        message = (
-            f"reference client not installed ({WRAPPER} missing): "
-            "run ./scripts/setup-reference-client"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+def tls_gateway(
+    reference_cli: Path, home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> GatewayProcess:
     state = home / ".openclaw-compat"
     state.mkdir()
     config = {"gateway": {"tls": {"enabled": True}, "auth": {"mode": "token", "token": TOKEN}}}
@@ -48,39 +37,15 @@ def tls_gateway(home: Path, gateway_factory: Callable[..., GatewayProcess]) -> G
     return gateway_factory("compat")
 
 
-def _ref_health(tmp_path: Path, url: str, pin: str) -> subprocess.CompletedProcess[str]:
-    client_home = tmp_path / "client-home"
-    state = client_home / ".openclaw"
-    state.mkdir(parents=True, exist_ok=True)
+def _ref_health(tmp_path: Path, url: str, pin: str) -> Result:
+    env = client_env(tmp_path / "client-home")
+    state = Path(env["OPENCLAW_STATE_DIR"])
+    state.mkdir(exist_ok=True)
     remote = {"url": url, "token": TOKEN, "tlsFingerprint": pin}
     (state / "openclaw.json").write_text(
         json.dumps({"gateway": {"mode": "remote", "remote": remote}})
     )
-    env = clean_env(
-        client_home,
-        OPENCLAW_STATE_DIR=str(state),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        DO_NOT_TRACK="1",
-        NO_COLOR="1",
-    )
-    proc = subprocess.Popen(
-        [str(WRAPPER), "gateway", "health", "--json"],
-        env=env,
-        cwd=client_home,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=CLI_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise AssertionError("openclaw-ref still running") from None
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return run(env, "gateway", "health", "--json")
 
 
 def test_reference_cli_pins_our_certificate(tls_gateway: GatewayProcess, tmp_path: Path) -> None:

@@ -7,65 +7,28 @@ Skips without the reference client (``./scripts/setup-reference-client``); fails
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agent_helpers import TOKEN, start_profile
-from conftest import GatewayProcess, clean_env
+from conftest import GatewayProcess
+from reference import client_env, run
 
 pytestmark = pytest.mark.e2e
-WRAPPER = (
-    Path(__file__).resolve().parents[2] / ".cache" / "reference-client" / "bin" / "openclaw-ref"
-)
-CLI_TIMEOUT = 90.0
 
 
 @pytest.fixture
-def ref(tmp_path: Path) -> Callable[..., Any]:
-    if not os.access(WRAPPER, os.X_OK):
-        message = f"reference client not installed ({WRAPPER} missing)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    client_home = tmp_path / "client-home"
-    client_home.mkdir()
-    env = clean_env(
-        client_home,
-        OPENCLAW_STATE_DIR=str(client_home / ".openclaw"),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        DO_NOT_TRACK="1",
-        NO_COLOR="1",
-    )
+def ref(reference_cli: Path, tmp_path: Path) -> Callable[..., Any]:
+    env = client_env(tmp_path / "client-home")
 
     def call(port: int, method: str, params: dict[str, Any], *flags: str) -> Any:
         args = ["gateway", "call", method, "--params", json.dumps(params), "--json", *flags]
         args += ["--url", f"ws://127.0.0.1:{port}", "--token", TOKEN]
-        proc = subprocess.Popen(
-            [str(WRAPPER), *args],
-            env=env,
-            cwd=client_home,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # the CLI respawns itself: kill its whole group
-        )
-        try:
-            out, err = proc.communicate(timeout=CLI_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise AssertionError(
-                f"openclaw-ref {method} still running after {CLI_TIMEOUT}s"
-            ) from None
-        assert proc.returncode == 0, (out, err)
-        return json.loads(out)
+        result = run(env, *args, timeout=90)
+        assert result.returncode == 0, result
+        return json.loads(result.stdout)
 
     return call
 
