@@ -30,11 +30,15 @@ _REASONS: Final = {
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
 }
+# Probes and errors (404 too) are JSON, but a browser may still be pointed at them: none of
+# them may run anything, be framed, or leak the URL either.
 _JSON_HEADERS: Final = (
     b"Content-Type: application/json\r\n"
     b"Cache-Control: no-store\r\n"
     b"X-Content-Type-Options: nosniff\r\n"
     b"Referrer-Policy: no-referrer\r\n"
+    b"X-Frame-Options: DENY\r\n"
+    b"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
 )
 # The Control UI's files: nothing may frame them, run inline or foreign code, or leak the URL.
 _UI_HEADERS: Final = (

@@ -120,6 +120,15 @@ def test_ui_files_load_nothing_from_elsewhere() -> None:
 def test_unknown_path_is_404_and_garbage_is_400(gateway: GatewayProcess) -> None:
     assert get(gateway.port, "/nope")[0] == 404
     assert http(gateway.port, b"BLAH\r\n\r\n")[0] == 400
+    # Errors and probes carry the no-framing, no-script headers too, not only the page.
+    for status, headers, _ in (
+        get(gateway.port, "/nope"),
+        get(gateway.port, "/healthz"),
+        http(gateway.port, b"BLAH\r\n\r\n"),
+    ):
+        assert headers["x-frame-options"] == "DENY", status
+        assert headers["content-security-policy"].startswith("default-src 'none'"), status
+        assert headers["x-content-type-options"] == "nosniff", status
 
 
 def test_oversized_head_is_431(gateway: GatewayProcess) -> None:
