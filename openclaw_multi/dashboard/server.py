@@ -40,6 +40,9 @@ from .model import ActionError, Board
 
 _LOG = logging.getLogger("openclaw.dashboard")
 MAX_STREAMS: Final = 32
+# Open sockets at once (each waits up to HEAD_TIMEOUT_S for its request): a local process
+# opening thousands must not run the server out of file descriptors for the real page.
+MAX_CONNECTIONS: Final = 128
 KEEPALIVE_S: Final = 15.0
 _ASSETS: Final = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -91,6 +94,7 @@ class DashboardServer:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._streams = 0
+        self._connections = 0
         self._assets = {path: (load_asset(name), kind) for path, (name, kind) in _ASSETS.items()}
 
     @property
@@ -119,6 +123,11 @@ class DashboardServer:
 
     # -- connection handling ------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= MAX_CONNECTIONS:
+            writer.write(self._json(503, {"error": "too many connections"}))
+            writer.close()
+            return
+        self._connections += 1
         try:
             try:
                 request = await http.read_request(reader)
@@ -138,6 +147,7 @@ class DashboardServer:
         except (ConnectionError, OSError):
             pass
         finally:
+            self._connections -= 1
             writer.close()
 
     def _host_ok(self, request: http.Request) -> bool:

@@ -224,6 +224,30 @@ def test_bad_requests_get_one_line_errors(dash: Dashboard) -> None:
         assert status == 400 and json.loads(body)["error"].startswith("lines must be")
 
 
+def test_idle_connections_are_capped(dash: Dashboard) -> None:
+    """Sockets that never send a request cannot pile up without bound."""
+    from openclaw_multi.dashboard.server import MAX_CONNECTIONS
+
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            idle.append(socket.create_connection(("127.0.0.1", dash.port), timeout=10))
+
+        # The server counts a socket once it has accepted it: wait until one more is refused.
+        def refused() -> bool:
+            # A full request: under the cap it is answered 200 at once, past it 503.
+            with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
+                sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{dash.port}\r\n\r\n".encode())
+                return sock.recv(100).startswith(b"HTTP/1.1 503")
+
+        wait_until(refused, 20.0, "a connection past the cap refused with 503")
+    finally:
+        for sock in idle:
+            sock.close()
+    # Once they are gone the page is served again.
+    wait_until(lambda: call(dash, "GET", "/")[0] == 200, 20.0, "the page after the flood")
+
+
 def test_assets_are_all_local() -> None:
     """No third-party asset: nothing in the page loads from another origin."""
     ui = Path(__file__).resolve().parents[2] / "openclaw_multi" / "dashboard" / "ui"
