@@ -16,34 +16,21 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import GatewayProcess, clean_env, wait_until
+from node_process import CLI, NodeProcess, start_node_host
 from test_nodehost_commands import process_gone
 from wire import Wire
 
 pytestmark = pytest.mark.e2e
 TOKEN = "t0ken-" + uuid.uuid4().hex
-CLI = [sys.executable, "-m", "openclaw_multi.cli.main"]
 
 
-@dataclass
-class Node:
+class Node(NodeProcess):
     """A node host process we started."""
-
-    proc: subprocess.Popen[bytes]
-    output_path: Path
-    state_dir: Path
-
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace")
-
-    def log(self) -> str:
-        path = self.state_dir / "logs" / "node.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -90,8 +77,6 @@ def node_factory(home: Path, files: dict[str, Path]) -> Iterator[Callable[..., N
     def factory(
         url: str, *, node_host: dict[str, Any] | None = None, profile: str = "laptop"
     ) -> Node:
-        state = home / f".openclaw-{profile}"
-        state.mkdir(exist_ok=True)
         section = node_host or {
             "displayName": "Test laptop",
             "fsRoots": [str(files["root"])],
@@ -99,25 +84,19 @@ def node_factory(home: Path, files: dict[str, Path]) -> Iterator[Callable[..., N
             "runTimeoutMs": 20_000,
             "outputCapBytes": 1000,
         }
-        (state / "openclaw.json").write_text(json.dumps({"nodeHost": section}))
         token_file = home / "gw-token"
         token_file.write_text(TOKEN + "\n")
-        out = home / f"node-{profile}-{len(started)}.out"
-        cmd = [
-            *CLI,
-            "--profile",
+        node = start_node_host(
+            Node,
+            home,
             profile,
-            "node",
-            "run",
-            "--url",
+            section,
             url,
             "--token-file",
             str(token_file),
-        ]
-        with out.open("ab") as sink:
-            env = clean_env(home, DEPLOY_API_TOKEN="not-for-children")
-            proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        node = Node(proc, out, state)
+            out=home / f"node-{profile}-{len(started)}.out",
+            env=clean_env(home, DEPLOY_API_TOKEN="not-for-children"),
+        )
         started.append(node)
         return node
 

@@ -15,7 +15,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import pytest
 from conftest import GatewayProcess, clean_env, free_port, start_gateway, wait_until
 from fakes.openai_server import FakeOpenAI, serve
 from fakes.telegram_bot_api import BotApiDouble, bot_api
+from node_process import CLI, NodeProcess, start_node_host
 from wire import Wire
 
 TOKEN = "e2e-gw-token-" + uuid.uuid4().hex
@@ -39,23 +39,10 @@ STORED_SESSION = f"agent:main:{SESSION}"
 GW_PROFILE = "flow"
 NODE_PROFILE = "flownode"
 NODE_NAME = "e2e-node"
-CLI = [sys.executable, "-m", "openclaw_multi.cli.main"]
 
 
-@dataclass
-class NodeHost:
+class NodeHost(NodeProcess):
     """A node host process we started."""
-
-    proc: subprocess.Popen[bytes]
-    output_path: Path
-    state_dir: Path
-
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace")
-
-    def log(self) -> str:
-        path = self.state_dir / "logs" / "node.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def node_id(self) -> str:
         """Its device id (the node id operators see), from its own key file."""
@@ -120,20 +107,20 @@ class Stack:
 
     def start_node(self, *, run_timeout_ms: int = 20_000) -> NodeHost:
         """``openclaw --profile flownode node run --url ...`` with the token in the env."""
-        state = self.home / f".openclaw-{NODE_PROFILE}"
-        state.mkdir(exist_ok=True)
         section = {
             "displayName": NODE_NAME,
             "runAllowlist": ["sleep"],
             "runTimeoutMs": run_timeout_ms,
         }
-        (state / "openclaw.json").write_text(json.dumps({"nodeHost": section}))
-        out = self.home / f"node-{len(self.nodes)}.out"
-        cmd = [*CLI, "--profile", NODE_PROFILE, "node", "run", "--url", self.url]
-        env = clean_env(self.home, OPENCLAW_NODE_TOKEN=TOKEN)
-        with out.open("ab") as sink:
-            proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        node = NodeHost(proc, out, state)
+        node = start_node_host(
+            NodeHost,
+            self.home,
+            NODE_PROFILE,
+            section,
+            self.url,
+            out=self.home / f"node-{len(self.nodes)}.out",
+            env=clean_env(self.home, OPENCLAW_NODE_TOKEN=TOKEN),
+        )
         self.nodes.append(node)
         return node
 
