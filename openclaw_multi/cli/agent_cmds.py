@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 FOLLOW_TIMEOUT_S = 600.0
 """``--timeout`` when following a run and none is given: the gateway's default run bound."""
+CONNECT_GRACE_S = 10.0
+"""Room for connecting and closing around a followed run, which ``--timeout`` bounds alone."""
 
 
 @click.command("agent")
@@ -77,9 +79,16 @@ def agent(
             return
         follower = asyncio.create_task(printer.follow(link))
         try:
-            final = await link.call_final(
-                "agent", params, timeout=timeout, on_accepted=printer.accepted
-            )
+            async with asyncio.timeout(timeout):
+                final = await link.call_final("agent", params, on_accepted=printer.accepted)
+        except TimeoutError:
+            # Say what happened: the gateway did answer, the run is just not over (and goes on).
+            printer.drain(link)
+            printer.failed(GatewayCallFailed("TIMEOUT", f"no outcome within {timeout:g}s"))
+            raise GatewayError(
+                f"agent run {printer.run_id} did not end within {timeout:g}s; it goes on in "
+                f"the gateway (see `openclaw gateway call agent.wait`)"
+            ) from None
         except GatewayCallFailed as err:
             printer.drain(link)
             printer.failed(err)
@@ -89,7 +98,7 @@ def agent(
         printer.drain(link)  # events that came in just before the final answer
         printer.final(final)
 
-    _with_client(target, timeout, work)
+    _with_client(target, timeout + CONNECT_GRACE_S if expect_final else timeout, work)
 
 
 class _Printer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,12 +12,11 @@ import pytest
 from agent_helpers import TOKEN, answer_invoke, node, operator, start_profile
 from conftest import GatewayProcess, clean_env
 from fakes.openai_server import http_error, serve
+from openclaw_cli import OPENCLAW
 
 from openclaw_multi.client.gateway import GatewayClient
 
 pytestmark = pytest.mark.e2e
-_SCRIPT = Path(sys.executable).with_name("openclaw")
-OPENCLAW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "openclaw_multi.cli.main"]
 
 
 def cli_env(home: Path, port: int) -> dict[str, str]:
@@ -107,6 +105,25 @@ def test_a_failed_run_is_one_error_line_and_exit_1(
     assert lines[0].startswith("accepted run ")
     assert lines[1:] == ["error: UNAVAILABLE: model endpoint failed (HTTP 500): down"]
     assert "Traceback" not in result.stderr
+
+
+def test_a_run_past_timeout_says_so_in_one_line(home: Path, gw: GatewayProcess) -> None:
+    """The gateway answered (accepted); only the run is not over: not "did not answer"."""
+    key, nd = node(gw.port, ["test.echo"])  # never answers the invoke: the run stays open
+    ask = ["gateway", "agent", "-m", f"/node {key.device_id} test.echo", "--expect-final"]
+    result = openclaw(home, gw.port, *ask, "--timeout", "1", "--idempotency-key", "slow")
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: agent run slow did not end within 1s; it goes on")
+    assert "did not answer" not in result.stderr and "Traceback" not in result.stderr
+    as_json = openclaw(home, gw.port, *ask, "--timeout", "1", "--json")
+    lines = [json.loads(x) for x in as_json.stdout.splitlines()]
+    assert as_json.returncode == 1 and lines[0]["type"] == "accepted"
+    assert lines[-1] == {
+        "type": "error",
+        "error": {"code": "TIMEOUT", "message": "no outcome within 1s"},
+    }
+    nd.close()
 
 
 def test_missing_message_is_a_usage_error(home: Path) -> None:
