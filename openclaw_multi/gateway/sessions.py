@@ -2,7 +2,9 @@
 
 ``<state>/sessions.sqlite3`` (0600) holds three tables: ``sessions`` (one row per canonical
 session key, protocol/chat.py), ``messages`` (every user message, assistant reply and
-error, in arrival order) and ``inbox`` (messages accepted but whose run has not started:
+error, in arrival order, with what the agent did between them: an assistant message's
+``toolCall`` blocks and one ``toolResult`` message per call, the reference's transcript
+shapes) and ``inbox`` (messages accepted but whose run has not started:
 they wait behind another run of their session). A user message is written to the inbox
 when it is accepted, before anyone is told it was (a ``chat.send`` answer, Telegram's
 offset moving past it), and moved to ``messages`` in one transaction when its run starts;
@@ -13,6 +15,10 @@ short transaction done inline on the loop thread: measured ~0.2 ms per append (t
 and ~1.2 ms for a 200-message history on the shared 2-core box; a thread hop would cost
 about as much and make message order harder to keep (docs/agent.md, Measurements).
 
+The schema's version is ``PRAGMA user_version``: a file of an older version is migrated in
+place on open, in one transaction (version 1 had no tool columns: its messages stay, as
+text); one of a newer version is refused (:class:`SessionStoreError`), never altered.
+
 A file SQLite cannot read is moved aside (``sessions.sqlite3.corrupt-<ms>``) with one
 warning naming both paths, and a fresh store is started: the gateway keeps running.
 """
@@ -20,6 +26,7 @@ warning naming both paths, and a fresh store is started: the gateway keeps runni
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import sqlite3
@@ -32,7 +39,7 @@ from ..errors import OpenClawError
 
 _LOG = logging.getLogger("openclaw.gateway")
 FILE_NAME = "sessions.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     key TEXT PRIMARY KEY,
@@ -53,7 +60,9 @@ CREATE TABLE IF NOT EXISTS messages (
     channel TEXT,
     sender TEXT,
     stop_reason TEXT,
-    error TEXT
+    error TEXT,
+    blocks TEXT,
+    tool TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session_key, id);
 CREATE TABLE IF NOT EXISTS inbox (
@@ -67,6 +76,16 @@ CREATE TABLE IF NOT EXISTS inbox (
     sender TEXT
 );
 """
+# Version 1 -> 2: ``blocks`` (JSON list of an assistant message's non-text content blocks,
+# the ``toolCall`` ones) and ``tool`` (JSON ``{toolCallId, toolName, isError, details?}`` of
+# a ``toolResult`` message).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE messages ADD COLUMN blocks TEXT",
+        "ALTER TABLE messages ADD COLUMN tool TEXT",
+    ),
+}
+_COLUMNS = "id, role, text, ts, run_id, channel, sender, stop_reason, error, blocks, tool"
 UNANSWERED = "aborted (the gateway stopped before this message was answered)"
 
 
@@ -189,14 +208,22 @@ class SessionStore:
         stop_reason: str | None = None,
         error: str | None = None,
         ts: int | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+        tool: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Store one message (creating its session) and return it in wire form; a user
         message leaves the inbox in the same transaction.
+
+        ``blocks`` are content blocks after the text (an assistant message's ``toolCall``
+        blocks); ``tool`` makes it a ``toolResult`` message (``toolCallId``, ``toolName``,
+        ``isError``, ``details``?), ``text`` being the result.
 
         Raises:
             SessionStoreError: The write failed; nothing was stored.
         """
         now = int(time.time() * 1000) if ts is None else ts
+        blocks_json = json.dumps(blocks, ensure_ascii=False) if blocks else None
+        tool_json = json.dumps(tool, ensure_ascii=False) if tool else None
         try:
             with self._db:  # one transaction: the session row, the message, the inbox
                 if role == "user" and run_id:
@@ -210,12 +237,36 @@ class SessionStore:
                 )
                 cursor = self._db.execute(
                     "INSERT INTO messages (session_key, role, text, ts, run_id, channel, sender,"
-                    " stop_reason, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (session_key, role, text, now, run_id, channel, sender, stop_reason, error),
+                    " stop_reason, error, blocks, tool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        session_key,
+                        role,
+                        text,
+                        now,
+                        run_id,
+                        channel,
+                        sender,
+                        stop_reason,
+                        error,
+                        blocks_json,
+                        tool_json,
+                    ),
                 )
         except sqlite3.Error as err:
             raise SessionStoreError(f"cannot store message in {self.path}: {err}") from None
-        row = (cursor.lastrowid, role, text, now, run_id, channel, sender, stop_reason, error)
+        row = (
+            cursor.lastrowid,
+            role,
+            text,
+            now,
+            run_id,
+            channel,
+            sender,
+            stop_reason,
+            error,
+            blocks_json,
+            tool_json,
+        )
         return _message(row)
 
     # -- reads -----------------------------------------------------------------------------
@@ -235,12 +286,20 @@ class SessionStore:
         return [_message(row) for row in self._last_rows(session_key, limit)]
 
     def transcript(self, session_key: str, limit: int) -> list[tuple[str, str]]:
-        """``(role, text)`` of the last ``limit`` user/assistant turns (errors left out)."""
-        return [
-            (row[1], row[2])
-            for row in self._last_rows(session_key, limit)
-            if row[8] is None and row[2]
-        ]
+        """``(role, text)`` of the last ``limit`` user/assistant turns, oldest first: errors,
+        tool calls and tool results left out (a backend gets the conversation, not the
+        steps of earlier runs)."""
+        try:
+            rows = self._db.execute(
+                "SELECT role, text FROM messages WHERE session_key = ?"
+                " AND role IN ('user', 'assistant') AND error IS NULL AND text != ''"
+                " AND blocks IS NULL ORDER BY id DESC LIMIT ?",
+                (session_key, limit),
+            ).fetchall()
+        except sqlite3.Error as err:
+            raise SessionStoreError(f"cannot read session store {self.path}: {err}") from None
+        rows.reverse()
+        return [(role, text) for role, text in rows]
 
     def session(self, session_key: str) -> dict[str, Any] | None:
         """The session row, or None when the session has no messages yet."""
@@ -260,8 +319,7 @@ class SessionStore:
     def _last_rows(self, session_key: str, limit: int) -> list[tuple[Any, ...]]:
         try:
             rows = self._db.execute(
-                "SELECT id, role, text, ts, run_id, channel, sender, stop_reason, error"
-                " FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
+                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
                 (session_key, limit),
             ).fetchall()
         except sqlite3.Error as err:
@@ -297,23 +355,61 @@ def _connect(path: Path) -> sqlite3.Connection:
         check = db.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
             raise _CorruptStore(f"quick_check: {check[0] if check else 'no answer'}")
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        _migrate(db)
     except BaseException:
         db.close()
         raise
     return db
 
 
+class _NewerSchema(sqlite3.DatabaseError):
+    """The file was written by a newer version of the gateway (not corrupt: left alone)."""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables, or bring an older file to :data:`SCHEMA_VERSION` (one transaction:
+    a failure leaves the file as it was)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise _NewerSchema(
+            f"schema version {version} is newer than this gateway's ({SCHEMA_VERSION})"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    existing = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "messages" in existing:  # an older file: add what later versions added
+            columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+            for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    column = statement.split()[-2]
+                    if column not in columns:
+                        db.execute(statement)
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    if version:
+        _LOG.info("session store: schema migrated from version %d to %d", version, SCHEMA_VERSION)
+
+
 def _message(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A stored row as the reference's transcript message (role, content blocks, timestamp)."""
-    msg_id, role, text, ts, run_id, channel, sender, stop_reason, error = row
-    message: dict[str, Any] = {
-        "role": role,
-        "content": [{"type": "text", "text": text}] if text else [],
-        "timestamp": ts,
-        "id": str(msg_id),
-    }
+    """A stored row as the reference's transcript message (role, content blocks, timestamp):
+    ``user``/``assistant`` with ``text`` and ``toolCall`` blocks, or ``toolResult``."""
+    msg_id, role, text, ts, run_id, channel, sender, stop_reason, error, blocks, tool = row
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    if blocks:
+        content += json.loads(blocks)
+    message: dict[str, Any] = {"role": role, "content": content}
+    if tool:
+        message.update(json.loads(tool))  # toolCallId, toolName, isError, details?
+    message["timestamp"] = ts
+    message["id"] = str(msg_id)
     if run_id:
         message["runId"] = run_id
     if channel:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from typing import Any
 
 import pytest
 from conftest import wait_until
@@ -56,6 +57,15 @@ def assert_is_the_nodes_info(info: dict[str, object], node: NodeHost, node_id: s
     assert node_id == node.node_id()
 
 
+def conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages people exchanged: the agent's tool calls and their results left out."""
+    return [
+        m
+        for m in messages
+        if m["role"] != "toolResult" and not any(b["type"] == "toolCall" for b in m["content"])
+    ]
+
+
 def test_telegram_message_runs_system_info_on_the_node_and_the_answer_is_posted(
     stack: Stack, api: BotApiDouble
 ) -> None:
@@ -70,8 +80,18 @@ def test_telegram_message_runs_system_info_on_the_node_and_the_answer_is_posted(
     (posted,) = api.sent_to(CHAT)
     assert_is_the_nodes_info(node_answer(posted), node, entry["nodeId"])
 
-    user, assistant = history(op)
+    user, call, result, assistant = history(op)
     assert (user["role"], text_of(user), user["channel"]) == ("user", ASK_INFO, "telegram")
+    # what the agent did is in the history: the node command, its arguments, its answer
+    [block] = call["content"]
+    assert (call["role"], block["type"], block["name"]) == ("assistant", "toolCall", "system.info")
+    assert block["arguments"] == {"nodeId": entry["nodeId"], "params": {}}
+    assert (result["role"], result["toolCallId"], result["isError"]) == (
+        "toolResult",
+        block["id"],
+        False,
+    )
+    assert_is_the_nodes_info(json.loads(text_of(result)), node, entry["nodeId"])
     assert user["sender"] == str(CHAT)
     assert (assistant["role"], assistant["channel"]) == ("assistant", "telegram")
     assert text_of(assistant) == posted
@@ -112,7 +132,14 @@ def test_a_model_calls_the_nodes_tool_and_its_answer_reaches_the_chat(
     assert result["role"] == "tool" and result["tool_call_id"] == "call_info"
     assert_is_the_nodes_info(json.loads(result["content"]), node, entry["nodeId"])
 
-    assert [(m["role"], text_of(m)) for m in history(op)] == [
+    messages = history(op)
+    assert [m["role"] for m in messages] == ["user", "assistant", "toolResult", "assistant"]
+    assert messages[1]["content"] == [
+        {"type": "toolCall", "id": "call_info", "name": "system_info", "arguments": {}}
+    ]
+    assert messages[2]["toolCallId"] == "call_info"
+    assert json.loads(text_of(messages[2])) == json.loads(result["content"])
+    assert [(m["role"], text_of(m)) for m in conversation(messages)] == [
         ("user", "what is my node?"),
         ("assistant", final_text),
     ]
@@ -133,7 +160,7 @@ def test_webchat_runs_the_same_command_with_chat_events(stack: Stack) -> None:
     assert deltas[-1]["deltaText"] == final_text  # the whole text so far, ending in the answer
     assert_is_the_nodes_info(node_answer(final_text), node, entry["nodeId"])
 
-    user, assistant = history(op, "webchat:e2e")
+    user, assistant = conversation(history(op, "webchat:e2e"))
     assert text_of(user) == ASK_INFO and text_of(assistant) == final_text
     assert assistant["runId"] == run.run_id
 
@@ -172,7 +199,7 @@ def test_a_node_awaiting_approval_is_never_invoked_until_approved(
     wait_until(lambda: len(api.sent_to(CHAT)) == 3, 20, "the third reply")
     assert node_answer(api.sent_to(CHAT)[2])["pid"] == node.proc.pid
 
-    messages = history(op, STORED_SESSION)  # the stored key names the same session
+    messages = conversation(history(op, STORED_SESSION))  # the stored key: the same session
     assert [m["role"] for m in messages] == ["user", "assistant"] * 3
     assert text_of(messages[1]) == refusal
     assert SESSION in STORED_SESSION

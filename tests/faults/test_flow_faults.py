@@ -39,6 +39,15 @@ SLEEP_30 = f'/node {NODE_NAME} system.run {{"command": ["sleep", "30"]}}'
 SORRY = "Sorry, that failed: "
 
 
+def conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages people exchanged: the agent's tool calls and their results left out."""
+    return [
+        m
+        for m in messages
+        if m["role"] != "toolResult" and not any(b["type"] == "toolCall" for b in m["content"])
+    ]
+
+
 def say(api: BotApiDouble, text: str, timeout: float = 20.0) -> str:
     """Push ``text`` into the chat and return the one reply it gets."""
     before = len(api.sent_to(CHAT))
@@ -92,7 +101,9 @@ def test_node_killed_mid_call_ends_the_run_with_an_error_reply(
     assert_serving(gw, op)
     assert say(api, "/nodes") == "No nodes are connected."
     messages = history(op)
-    assert [(m["role"], text_of(m)) for m in messages] == [
+    assert [m["role"] for m in messages[1:3]] == ["assistant", "toolResult"]
+    assert messages[2]["isError"] is True  # the call the node never answered
+    assert [(m["role"], text_of(m)) for m in conversation(messages)] == [
         ("user", SLEEP_30),
         ("assistant", error_reply),
         ("user", "/nodes"),
@@ -125,7 +136,7 @@ def test_node_timeouts_end_the_run_not_the_gateway(stack: Stack, api: BotApiDoub
 
     # thawed, the same node answers the next request; the late answer changed nothing
     assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
-    messages = history(op)
+    messages = conversation(history(op))
     assert [m["role"] for m in messages] == ["user", "assistant"] * 3
     assert [text_of(m) for m in messages[::2]] == [short, ASK_INFO, ASK_INFO]
     assert messages[3]["stopReason"] == "error" and messages[3]["errorMessage"]
@@ -224,7 +235,8 @@ def test_gateway_restart_keeps_every_message_and_the_flow_resumes(
         lambda: [p for p in node.children() if p.name() == "sleep"], 15, "the run on the node"
     )
     before = {"telegram": history(op), "webchat": history(op, "webchat:restart")}
-    assert len(before["telegram"]) == 3  # the in-flight run's message is stored already
+    # the in-flight run's message is stored already
+    assert len(conversation(before["telegram"])) == 3
     assert gw.stop() == 0
     # the node lost its link: it kills the program it was running for the aborted run
     wait_until(lambda: not node.children(), 15, "the node to end the orphaned run")
@@ -235,8 +247,9 @@ def test_gateway_restart_keeps_every_message_and_the_flow_resumes(
     assert node_entry(op, node, approve=False, timeout=40)["nodeId"] == node_id
     wait_until(lambda: len(api.sent_to(CHAT)) >= 2, 20, "the reply to the waiting message")
     after = history(op)
-    assert after[:3] == before["telegram"]
-    assert after[3]["role"] == "assistant" and after[3]["stopReason"] == "aborted"
+    assert after[: len(before["telegram"])] == before["telegram"]
+    resumed = conversation(after)[3]
+    assert resumed["role"] == "assistant" and resumed["stopReason"] == "aborted"
     assert history(op, "webchat:restart") == before["webchat"]
     assert api.sent_to(CHAT)[1].endswith("You said: while you were away")
 
@@ -265,7 +278,7 @@ def test_gateway_crash_mid_run_keeps_what_was_stored(stack: Stack, api: BotApiDo
         lambda: [p for p in node.children() if p.name() == "sleep"], 15, "the run on the node"
     )
     stored = history(op)
-    assert [text_of(m) for m in stored] == [ASK_INFO, first, SLEEP_30]
+    assert [text_of(m) for m in conversation(stored)] == [ASK_INFO, first, SLEEP_30]
     gw.proc.kill()  # SIGKILL: no drain, nothing flushed on the way out
     gw.proc.wait(timeout=10)
 
@@ -274,8 +287,8 @@ def test_gateway_crash_mid_run_keeps_what_was_stored(stack: Stack, api: BotApiDo
     assert history(op) == stored  # committed rows survive the crash, nothing half-written
     node_entry(op, node, approve=False, timeout=40)
     assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
-    assert [text_of(m) for m in history(op)][:3] == [ASK_INFO, first, SLEEP_30]
-    assert len(history(op)) == 5
+    assert [text_of(m) for m in conversation(history(op))][:3] == [ASK_INFO, first, SLEEP_30]
+    assert len(conversation(history(op))) == 5
     assert_serving(gw, op)
 
 
@@ -310,7 +323,7 @@ def test_a_message_queued_behind_a_run_survives_a_crash(stack: Stack, api: BotAp
     assert "1 message(s) accepted before the gateway stopped were never answered" in gw.output()
     node_entry(op, node, approve=False, timeout=40)
     assert node_answer(say(api, ASK_INFO))["pid"] == node.proc.pid
-    assert len(history(op)) == 5
+    assert len(conversation(history(op))) == 5
     assert_serving(gw, op)
 
 

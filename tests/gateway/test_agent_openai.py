@@ -64,6 +64,9 @@ class Sink:
     def delta(self, text: str) -> None:
         self.seen.append(("delta", text))
 
+    def tool_calls(self, calls: list[Any]) -> None:
+        self.seen.append(("calls", [c.call_id for c in calls]))
+
     def tool_start(self, call_id: str, name: str, args: Any) -> None:
         self.seen.append(("start", call_id, name, args))
 
@@ -121,6 +124,7 @@ def test_a_tool_call_then_the_final_answer() -> None:
         "content": json.dumps({"bins": {"sh": "/bin/sh"}}),
     }
     assert sink.seen == [
+        ("calls", ["call_1"]),  # announced as one model message, before it runs
         ("start", "call_1", "system_which", {"bins": ["sh"]}),
         ("result", "call_1", "system_which", {"bins": {"sh": "/bin/sh"}}, False),
         ("usage", 18),
@@ -167,7 +171,8 @@ def test_a_streamed_answer_arrives_in_deltas_and_tool_calls_are_joined() -> None
             "function": {"name": "system_which", "arguments": '{"bins": ["sh"]}'},
         }
     ]
-    assert sink.seen[2:] == [("delta", "sh is "), ("delta", "at /bin/sh"), ("usage", 8)]
+    assert sink.seen[0] == ("calls", ["call_s"])
+    assert sink.seen[3:] == [("delta", "sh is "), ("delta", "at /bin/sh"), ("usage", 8)]
 
 
 def test_a_stream_cut_short_or_broken_is_handled() -> None:
@@ -394,3 +399,36 @@ def test_gateway_streams_a_streamed_answer_to_operators(
     chat = call.stream("chat")
     assert [c.get("deltaText") for c in chat] == ["Hel", "Hello ", "Hello there", None]
     assert call.final["payload"]["result"]["payloads"] == [{"text": "Hello there"}]
+
+
+@pytest.mark.e2e
+def test_openai_tool_calls_are_in_the_history_after_a_restart(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    script = [tool_call("test_echo", {"text": "hi"}, call_id="call_7"), reply("it said hi")]
+    with serve(script) as fake:
+        agent = {"backend": "openai", "openai": {"baseUrl": fake.base_url, "apiKeyEnv": "OC_KEY"}}
+        config = {"agent": agent}
+        gw = start_profile(home, gateway_factory, config, env={"OC_KEY": KEY})
+        key, nd = node(gw.port, ["test.echo"])
+        op = operator(gw.port)
+        req_id = op.request("agent", {"message": "echo hi", "idempotencyKey": "h1"})
+        answer_invoke(nd, key.device_id, {"text": "hi"})
+        assert op.response(req_id)["payload"]["status"] == "accepted"
+        assert op.response(req_id)["ok"] is True
+        op.close()
+        nd.close()
+        assert gw.stop() == 0
+
+        gw = start_profile(home, gateway_factory, config, env={"OC_KEY": KEY})
+        op = operator(gw.port)
+        messages = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
+        op.close()
+    assert [m["role"] for m in messages] == ["user", "assistant", "toolResult", "assistant"]
+    assert messages[1]["content"] == [
+        {"type": "toolCall", "id": "call_7", "name": "test_echo", "arguments": {"text": "hi"}}
+    ]
+    assert messages[2]["toolCallId"] == "call_7" and messages[2]["toolName"] == "test_echo"
+    assert messages[2]["isError"] is False
+    assert json.loads(messages[2]["content"][0]["text"]) == {"text": "hi"}
+    assert messages[3]["content"] == [{"type": "text", "text": "it said hi"}]

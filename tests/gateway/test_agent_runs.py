@@ -6,6 +6,7 @@ A scripted backend stands in for a model; events go to a list; the store is a re
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from openclaw_multi.gateway.agent.backend import BackendError, RunSink, Turn
 from openclaw_multi.gateway.agent.runs import RunRegistry
+from openclaw_multi.gateway.agent.transcript import MAX_STORED_BYTES, PlannedCall
 from openclaw_multi.gateway.sessions import SessionStore
 
 KEY = "agent:main:main"
@@ -44,9 +46,29 @@ class ScriptedBackend:
         if turn.message in self.fail:
             sink.delta("partial ")
             raise self.fail[turn.message]
+        if turn.message == "use tools":
+            return await self.use_tools(sink)
         sink.delta("reply:")
         sink.delta(turn.message)
         return f"reply:{turn.message}"
+
+    async def use_tools(self, sink: RunSink) -> str:
+        """Two calls in one model message (one fails, one answers 20 KiB), then text."""
+        sink.delta("Checking. ")
+        sink.tool_calls(
+            [
+                PlannedCall("c1", "system_run", {"command": ["ls"]}),
+                PlannedCall("c2", "test_echo", {}),
+            ]
+        )
+        sink.tool_start("c1", "system_run", {"command": ["ls"]})
+        sink.tool_result("c1", "system_run", {"stdout": "é" * 10_240}, is_error=False)
+        sink.tool_start("c2", "test_echo", {})
+        sink.tool_result(
+            "c2", "test_echo", {"code": "UNAVAILABLE", "message": "gone"}, is_error=True
+        )
+        sink.delta("Done.")
+        return "Done."
 
 
 def run_with_registry(
@@ -251,5 +273,87 @@ def test_abort_all_for_shutdown(tmp_path: Path) -> None:
         await asyncio.gather(ra.done, rb.done)
         assert ra.stop_reason == rb.stop_reason == "gateway stopping"
         assert registry.active == {} and set(registry.finished) == {"ra", "rb"}
+
+    run_with_registry(tmp_path, body)
+
+
+def test_tool_calls_and_results_are_stored_in_order_between_the_messages(
+    tmp_path: Path,
+) -> None:
+    async def body(registry: RunRegistry, backend: ScriptedBackend, events: list[Any]) -> None:
+        run, _ = registry.start("t1", KEY, "main", "use tools")
+        await run.done
+        assert run.status == "ok"
+        history = registry.store.history(KEY, 10)
+        assert [m["role"] for m in history] == [
+            "user",
+            "assistant",
+            "toolResult",
+            "toolResult",
+            "assistant",
+        ]
+        # one assistant message: what was said before the calls, and both calls
+        assert history[1]["content"] == [
+            {"type": "text", "text": "Checking. "},
+            {
+                "type": "toolCall",
+                "id": "c1",
+                "name": "system_run",
+                "arguments": {"command": ["ls"]},
+            },
+            {"type": "toolCall", "id": "c2", "name": "test_echo", "arguments": {}},
+        ]
+        big, failed = history[2], history[3]
+        assert (big["toolCallId"], big["toolName"], big["isError"]) == ("c1", "system_run", False)
+        [block] = big["content"]
+        assert block["type"] == "text"
+        assert len(block["text"].encode()) <= MAX_STORED_BYTES
+        assert block["text"].startswith('{"stdout": "éé')
+        original = len(json.dumps({"stdout": "é" * 10_240}, ensure_ascii=False).encode())
+        assert big["details"] == {"truncated": True, "originalSizeBytes": original}
+        assert (failed["toolCallId"], failed["isError"]) == ("c2", True)
+        assert json.loads(failed["content"][0]["text"]) == {
+            "code": "UNAVAILABLE",
+            "message": "gone",
+        }
+        assert "details" not in failed and failed["runId"] == "t1"
+        assert history[4]["content"] == [{"type": "text", "text": "Done."}]
+        # the next run's context is the conversation, not the steps
+        second, _ = registry.start("t2", KEY, "main", "again")
+        await second.done
+        assert backend.turns[1].history == [("user", "use tools"), ("assistant", "Done.")]
+
+    run_with_registry(tmp_path, body)
+
+
+def test_an_aborted_run_keeps_the_calls_it_made(tmp_path: Path) -> None:
+    async def body(registry: RunRegistry, backend: ScriptedBackend, events: list[Any]) -> None:
+        entered = asyncio.Event()
+        release = asyncio.Event()
+
+        class WaitingOnNode(ScriptedBackend):
+            async def reply(self, turn: Turn, tools: Any, sink: RunSink) -> str:
+                sink.delta("Let me look. ")
+                sink.tool_start("c1", "test_echo", {"text": "hi"})
+                entered.set()
+                await release.wait()
+                return "never"
+
+        registry.backend = WaitingOnNode()
+        run, _ = registry.start("a1", KEY, "main", "look")
+        await entered.wait()
+        assert registry.abort(run)
+        await run.done
+        history = registry.store.history(KEY, 10)
+        assert [(m["role"], m.get("stopReason")) for m in history] == [
+            ("user", None),
+            ("assistant", None),
+            ("assistant", "aborted"),
+        ]
+        assert history[1]["content"] == [
+            {"type": "text", "text": "Let me look. "},
+            {"type": "toolCall", "id": "c1", "name": "test_echo", "arguments": {"text": "hi"}},
+        ]
+        assert history[2]["content"] == []  # the text is in the step, not said twice
 
     run_with_registry(tmp_path, body)

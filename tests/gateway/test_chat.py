@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import next_event, node, operator, start_profile
+from agent_helpers import answer_invoke, next_event, node, operator, start_profile
 from conftest import GatewayProcess
 from wire import Wire
 
@@ -106,9 +107,18 @@ def test_abort_mid_run_keeps_the_message_and_cancels_the_node_call(gw: GatewayPr
     messages = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
     assert [(m["role"], m.get("stopReason")) for m in messages] == [
         ("user", None),
+        ("assistant", None),  # its toolCall, whose result never came
         ("assistant", "aborted"),
     ]
     assert messages[0]["content"][0]["text"] == message
+    assert messages[1]["content"] == [
+        {
+            "type": "toolCall",
+            "id": "call_test.echo",
+            "name": "test.echo",
+            "arguments": {"nodeId": key.device_id, "params": {}},
+        }
+    ]
     assert op.call("chat.abort", {"sessionKey": "main"})["payload"] == {
         "ok": True,
         "aborted": False,
@@ -153,9 +163,10 @@ def test_a_run_in_flight_at_shutdown_is_stored_as_aborted(
     messages = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
     assert [(m["role"], m.get("stopReason")) for m in messages] == [
         ("user", None),
+        ("assistant", None),  # its toolCall, whose result never came
         ("assistant", "aborted"),
     ]
-    assert messages[1]["errorMessage"] == "aborted (gateway stopping)"
+    assert messages[2]["errorMessage"] == "aborted (gateway stopping)"
     op.close()
 
 
@@ -200,6 +211,48 @@ def test_a_stopping_gateway_settles_aborted_runs_and_closes_the_store(
     messages = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
     assert [(m["role"], m.get("stopReason")) for m in messages] == [
         ("user", None),
+        ("assistant", None),  # its toolCall, whose result never came
         ("assistant", "aborted"),
     ]
     op.close()
+
+
+def test_tool_calls_are_in_the_history_after_a_restart(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """The offline backend's node command: user, assistant with its toolCall, the toolResult,
+    the final text, in that order, read back by a new gateway process."""
+    gw = start_profile(home, gateway_factory)
+    key, nd = node(gw.port, ["test.echo"])
+    op = operator(gw.port)
+    message = f'/node {key.device_id} test.echo {{"text": "hi"}}'
+    op.call("chat.send", {"sessionKey": "main", "message": message, "idempotencyKey": "t1"})
+    answer_invoke(nd, key.device_id, {"echo": "hi"})
+    final = chat_events(op, "t1")[-1]
+    assert final["state"] == "final"
+    op.close()
+    nd.close()
+    assert gw.stop() == 0
+
+    gw = start_profile(home, gateway_factory)
+    op = operator(gw.port)
+    messages = op.call("chat.history", {"sessionKey": "main"})["payload"]["messages"]
+    op.close()
+    assert [m["role"] for m in messages] == ["user", "assistant", "toolResult", "assistant"]
+    assert messages[1]["content"] == [
+        {
+            "type": "toolCall",
+            "id": "call_test.echo",
+            "name": "test.echo",
+            "arguments": {"nodeId": key.device_id, "params": {"text": "hi"}},
+        }
+    ]
+    result = messages[2]
+    assert (result["toolCallId"], result["toolName"], result["isError"]) == (
+        "call_test.echo",
+        "test.echo",
+        False,
+    )
+    assert json.loads(result["content"][0]["text"]) == {"echo": "hi"}
+    assert messages[3]["content"] == final["message"]["content"]
+    assert {m["runId"] for m in messages} == {"t1"}

@@ -181,3 +181,98 @@ def test_append_is_cheap_enough_to_stay_on_the_loop(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         db.close()
+
+
+# What version 1 of the store wrote (no tool columns), as a file from before the migration.
+V1_SCHEMA = """
+CREATE TABLE sessions (
+    key TEXT PRIMARY KEY, session_id TEXT NOT NULL, agent_id TEXT NOT NULL, channel TEXT,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, session_key TEXT NOT NULL, role TEXT NOT NULL,
+    text TEXT NOT NULL, ts INTEGER NOT NULL, run_id TEXT, channel TEXT, sender TEXT,
+    stop_reason TEXT, error TEXT
+);
+CREATE INDEX messages_by_session ON messages (session_key, id);
+CREATE TABLE inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE,
+    session_key TEXT NOT NULL, agent_id TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL,
+    channel TEXT, sender TEXT
+);
+INSERT INTO sessions VALUES ('agent:main:main', 's1', 'main', NULL, 1, 2, 2);
+INSERT INTO messages (session_key, role, text, ts, run_id) VALUES
+    ('agent:main:main', 'user', 'old question', 1, 'r0'),
+    ('agent:main:main', 'assistant', 'old answer', 2, 'r0');
+INSERT INTO inbox (run_id, session_key, agent_id, text, ts) VALUES
+    ('r1', 'agent:main:main', 'main', 'left by a crash', 3);
+PRAGMA user_version=1;
+"""
+
+
+def version_of(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_messages(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = sqlite3.connect(tmp_path / FILE_NAME)
+    old.executescript(V1_SCHEMA)
+    old.close()
+    with caplog.at_level(logging.INFO, logger="openclaw.gateway"):
+        store = SessionStore.open(tmp_path)
+    assert "schema migrated from version 1 to 2" in caplog.text
+    history = store.history("agent:main:main", 10)
+    assert [(m["role"], m["content"]) for m in history[:2]] == [
+        ("user", [{"type": "text", "text": "old question"}]),
+        ("assistant", [{"type": "text", "text": "old answer"}]),
+    ]
+    # the inbox a crash left is recovered as before
+    assert [m["content"][0]["text"] for m in history[2:3]] == ["left by a crash"]
+    assert history[3]["stopReason"] == "aborted"
+    # the new columns work
+    call = {"type": "toolCall", "id": "c1", "name": "test_echo", "arguments": {"text": "hi"}}
+    store.append("agent:main:main", "assistant", "", run_id="r2", blocks=[call])
+    tool = {"toolCallId": "c1", "toolName": "test_echo", "isError": False}
+    store.append("agent:main:main", "toolResult", '{"text": "hi"}', run_id="r2", tool=tool)
+    store.close()
+    assert version_of(tmp_path / FILE_NAME) == sessions.SCHEMA_VERSION == 2
+
+    again = SessionStore.open(tmp_path)
+    last = again.history("agent:main:main", 2)
+    assert last[0]["role"] == "assistant" and last[0]["content"] == [call]
+    assert last[1] == {
+        "role": "toolResult",
+        "content": [{"type": "text", "text": '{"text": "hi"}'}],
+        "toolCallId": "c1",
+        "toolName": "test_echo",
+        "isError": False,
+        "timestamp": last[1]["timestamp"],
+        "id": last[1]["id"],
+        "runId": "r2",
+    }
+    assert again.transcript("agent:main:main", 10) == [
+        ("user", "old question"),
+        ("assistant", "old answer"),
+        ("user", "left by a crash"),
+    ]
+    again.close()
+
+
+def test_a_file_from_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    SessionStore.open(tmp_path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=9")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(SessionStoreError, match="schema version 9 is newer than this gateway's"):
+        SessionStore.open(tmp_path)
+    assert path.read_bytes() == before and version_of(path) == 9
+    assert not list(tmp_path.glob(f"{FILE_NAME}.corrupt-*"))

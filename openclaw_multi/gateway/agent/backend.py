@@ -16,6 +16,7 @@ from ...protocol import codes
 
 if TYPE_CHECKING:
     from .tools import ToolBox
+    from .transcript import PlannedCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,11 @@ class RunSink(Protocol):
 
     def delta(self, text: str) -> None:
         """More assistant text (appended to what came before)."""
+
+    def tool_calls(self, calls: list[PlannedCall]) -> None:
+        """The model asked for these calls in one message (before any of them runs): the
+        transcript keeps them in one assistant message. A backend that runs single calls
+        may skip this; :meth:`tool_start` then stands for a message of one call."""
 
     def tool_start(self, call_id: str, name: str, args: Any) -> None:
         """A tool call is about to run."""

@@ -28,6 +28,7 @@ from ...protocol import codes
 from .. import http_client
 from .backend import BackendError, RunSink, Turn
 from .tools import ToolBox
+from .transcript import PlannedCall
 
 _LOG = logging.getLogger("openclaw.gateway")
 MAX_ERROR_CHARS = 200
@@ -77,6 +78,7 @@ class OpenAIBackend:
             messages.append(
                 {"role": "assistant", "content": message.get("content"), "tool_calls": calls}
             )
+            sink.tool_calls([_planned(call) for call in calls])
             for call in calls:
                 messages.append(await self._run_tool(call, tools, sink))
         raise BackendError(
@@ -126,14 +128,8 @@ class OpenAIBackend:
         return answer
 
     async def _run_tool(self, call: Any, tools: ToolBox, sink: RunSink) -> dict[str, Any]:
-        call_id = str(call.get("id") or "") if isinstance(call, dict) else ""
-        function = call.get("function") if isinstance(call, dict) else None
-        name = str(function.get("name") or "") if isinstance(function, dict) else ""
-        raw_args = function.get("arguments") if isinstance(function, dict) else None
-        try:
-            args = json.loads(raw_args) if isinstance(raw_args, str) and raw_args else {}
-        except ValueError:
-            args = None
+        planned = _planned(call)
+        call_id, name, args = planned.call_id, planned.name, planned.args
         sink.tool_start(call_id, name, args)
         tool = tools.tool(name)
         if tool is None:
@@ -236,6 +232,19 @@ class _Stream:
         if self.usage is not None:
             answer["usage"] = self.usage
         return answer
+
+
+def _planned(call: Any) -> PlannedCall:
+    """A ``tool_calls`` entry: its id, function name and arguments (None: not JSON)."""
+    call_id = str(call.get("id") or "") if isinstance(call, dict) else ""
+    function = call.get("function") if isinstance(call, dict) else None
+    name = str(function.get("name") or "") if isinstance(function, dict) else ""
+    raw_args = function.get("arguments") if isinstance(function, dict) else None
+    try:
+        args = json.loads(raw_args) if isinstance(raw_args, str) and raw_args else {}
+    except ValueError:
+        args = None
+    return PlannedCall(call_id, name, args)
 
 
 def _failure_code(status: int) -> str:

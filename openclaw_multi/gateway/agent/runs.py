@@ -7,7 +7,9 @@ arrival order), then:
 
 1. stores the user message (before the backend is called, so a failure never loses it),
 2. calls the backend under ``agent.runTimeoutMs``, streaming ``agent`` and ``chat`` events,
-3. stores the assistant reply, or the error, and settles the run's outcome.
+3. stores what the agent did (an assistant message with its ``toolCall`` blocks, then one
+   ``toolResult`` message per call: transcript.py), then the assistant reply, or the error,
+   and settles the run's outcome.
 
 Outcomes: ``ok``; ``error`` (backend failure, time bound, store failure); ``aborted``
 (``chat.abort``, or the gateway stopping). A run aborted while still queued stores its user
@@ -28,6 +30,7 @@ from ...protocol import codes
 from ..sessions import SessionStore, SessionStoreError
 from .backend import Backend, BackendError, Turn
 from .tools import ToolBox
+from .transcript import PlannedCall, ToolSteps
 
 _LOG = logging.getLogger("openclaw.gateway")
 Status = Literal["queued", "running", "ok", "error", "aborted"]
@@ -75,6 +78,8 @@ class Run:
         self.stop_reason: str | None = None
         self.reply: dict[str, Any] | None = None  # the stored assistant message
         self.user_stored = False
+        self.steps = ToolSteps()  # tool calls and results, stored before the reply
+        self.steps_stored = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self._agent_seq = 0
@@ -97,7 +102,11 @@ class Run:
             message={"role": "assistant", "content": [{"type": "text", "text": self.text}]},
         )
 
+    def tool_calls(self, calls: list[PlannedCall]) -> None:
+        self.steps.calls(self.text, calls)
+
     def tool_start(self, call_id: str, name: str, args: Any) -> None:
+        self.steps.started(self.text, call_id, name, args)
         self.emit_agent(
             "tool", {"phase": "start", "name": name, "toolCallId": call_id, "args": args}
         )
@@ -115,6 +124,7 @@ class Run:
         )
 
     def tool_result(self, call_id: str, name: str, result: Any, *, is_error: bool) -> None:
+        self.steps.result(call_id, name, result, is_error=is_error)
         self.emit_agent(
             "tool",
             {
@@ -347,6 +357,7 @@ class RunRegistry:
         if not run.text and text:
             run.delta(text)  # a backend that did not stream: one delta with the whole reply
         try:
+            self._store_steps(run)
             run.reply = self.store.append(
                 run.session_key,
                 "assistant",
@@ -382,14 +393,33 @@ class RunRegistry:
         )
         run.user_stored = True
 
+    def _store_steps(self, run: Run) -> None:
+        """Store the run's tool calls and results not stored yet, in order."""
+        steps = run.steps.steps
+        while run.steps_stored < len(steps):
+            step = steps[run.steps_stored]
+            self.store.append(
+                run.session_key,
+                step.role,
+                step.text,
+                agent_id=run.agent_id,
+                run_id=run.run_id,
+                channel=run.channel,
+                blocks=step.blocks,
+                tool=step.tool,
+            )
+            run.steps_stored += 1
+
     def _store_outcome(self, run: Run, stop_reason: str, error: str) -> None:
-        """Keep the user message and the failure in the transcript; a store failure is logged."""
+        """Keep the user message, the steps taken and the failure in the transcript; a
+        store failure is logged."""
         try:
             self._store_user(run)
+            self._store_steps(run)
             run.reply = self.store.append(
                 run.session_key,
                 "assistant",
-                run.text,
+                run.steps.remaining_text(run.text),
                 agent_id=run.agent_id,
                 run_id=run.run_id,
                 channel=run.channel,
