@@ -14,21 +14,18 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from conftest import clean_env
+from openclaw_cli import OPENCLAW
 
 from openclaw_multi.client.control import SupervisorClient, supervisor_dir
 from openclaw_multi.errors import SupervisorError
 from openclaw_multi.profiles.lock import process_start_time
 from openclaw_multi.protocol.control import Shutdown
-
-_SCRIPT = Path(sys.executable).with_name("openclaw")
-OPENCLAW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "openclaw_multi.cli.main"]
 
 
 def alive(pid: int, start_time: int | None) -> bool:

@@ -5,32 +5,24 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GatewayProcess, clean_env, free_port
+from conftest import GatewayProcess, free_port
 from device_key import Key, assert_refused
+from openclaw_cli import openclaw as run_openclaw
 
 from openclaw_multi.cli.devices_cmds import format_list
 
 pytestmark = pytest.mark.e2e
 TOKEN = "cli-dev-token-" + uuid.uuid4().hex
-_SCRIPT = Path(sys.executable).with_name("openclaw")
-OPENCLAW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "openclaw_multi.cli.main"]
 PROFILE = "pair"
 
 
 def openclaw(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OPENCLAW, "--profile", PROFILE, *args],
-        env=clean_env(home),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_openclaw(home, "--profile", PROFILE, *args)
 
 
 def start(

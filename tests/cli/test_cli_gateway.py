@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import GatewayProcess, NotifyListener, clean_env, free_port
+from openclaw_cli import OPENCLAW, openclaw
 
 from openclaw_multi.cli import gateway_cmds
 from openclaw_multi.cli.main import cli
@@ -24,20 +24,6 @@ from openclaw_multi.client.target import Target
 
 pytestmark = pytest.mark.e2e
 TOKEN = "cli-test-token-" + uuid.uuid4().hex
-_SCRIPT = Path(sys.executable).with_name("openclaw")
-OPENCLAW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "openclaw_multi.cli.main"]
-
-
-def openclaw(
-    home: Path, *args: str, timeout: float = 30, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OPENCLAW, *args],
-        env=clean_env(home, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

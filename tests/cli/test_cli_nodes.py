@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GatewayProcess, clean_env, free_port
+from conftest import GatewayProcess, free_port
 from device_key import Key
+from openclaw_cli import openclaw as run_openclaw
 from wire import Wire
 
 from openclaw_multi.cli.nodes_cmds import format_list
 
 pytestmark = pytest.mark.e2e
 TOKEN = "cli-nodes-token-" + uuid.uuid4().hex
-_SCRIPT = Path(sys.executable).with_name("openclaw")
-OPENCLAW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "openclaw_multi.cli.main"]
 PROFILE = "nodecli"
 NODE_CLIENT = {"id": "node-host", "version": "2026.9.6", "platform": "linux", "mode": "node"}
 
 
 def openclaw(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OPENCLAW, "--profile", PROFILE, *args],
-        env=clean_env(home),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_openclaw(home, "--profile", PROFILE, *args)
 
 
 @pytest.fixture

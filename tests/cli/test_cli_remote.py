@@ -14,7 +14,6 @@ import signal
 import ssl
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,13 +21,13 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import GatewayProcess, clean_env, free_port, wait_until
+from conftest import GatewayProcess, free_port, wait_until
+from openclaw_cli import openclaw as run_openclaw
 
 from openclaw_multi.profiles.lock import identity_matches_process, read_identity
 from openclaw_multi.protocol.tls import format_fingerprint
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "openclaw_multi.cli.main"]
 TOKEN = "remote-" + uuid.uuid4().hex
 PROBE_ENV = {
     "OPENCLAW_SUPERVISOR_PROBE_INTERVAL": "0.1",
@@ -38,13 +37,7 @@ PROBE_ENV = {
 
 
 def openclaw(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        env=clean_env(home, **PROBE_ENV),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_openclaw(home, *args, timeout=timeout, **PROBE_ENV)
 
 
 def write_config(home: Path, profile: str, text: str) -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import GatewayProcess, clean_env, free_port, wait_until
+from openclaw_cli import openclaw
 from websockets.sync.client import connect
 from wire import connect_params
 
@@ -35,7 +36,6 @@ from openclaw_multi.supervisor.probe import probe_readyz
 
 pytestmark = pytest.mark.e2e
 TOKEN = "tls-" + uuid.uuid4().hex
-CLI = [sys.executable, "-m", "openclaw_multi.cli.main"]
 
 
 def write_config(home: Path, profile: str, config: dict[str, Any]) -> Path:
@@ -50,12 +50,6 @@ def write_config(home: Path, profile: str, config: dict[str, Any]) -> Path:
 def cert_fingerprint(state_dir: Path) -> str:
     pem = (state_dir / "tls" / "gateway-cert.pem").read_text()
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
-
-
-def openclaw(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env=clean_env(home), capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture

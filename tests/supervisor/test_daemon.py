@@ -42,6 +42,7 @@ from openclaw_multi.protocol.control import (
     Stop,
 )
 from tests.conftest import clean_env, free_port, wait_until
+from tests.supervised import alive
 
 pytestmark = pytest.mark.e2e
 
@@ -58,16 +59,6 @@ FAST_POLICY = {
     "OPENCLAW_SUPERVISOR_PROBE_FAILURES": "2",
     "OPENCLAW_SUPERVISOR_PROBE_TIMEOUT": "0.5",
 }
-
-
-def _alive(pid: int, start_time: int | None) -> bool:
-    """The same process still runs (not a zombie, not a reused pid)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return fields[0] != "Z" and (start_time is None or int(fields[19]) == start_time)
 
 
 def readyz(port: int) -> int | None:
@@ -172,7 +163,7 @@ class Harness:
         except SupervisorError:
             pass
         for pid, start in self.pids.items():
-            if _alive(pid, start):
+            if alive(pid, start):
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
 
@@ -212,7 +203,7 @@ def test_start_restart_stop_and_status(sup: Harness) -> None:
     assert stat.S_ISSOCK((sdir / "supervisor.sock").stat().st_mode)
     assert stat.S_IMODE((sdir / "supervisor.sock").stat().st_mode) == 0o600
     assert stat.S_IMODE((sdir / "supervisor.json").stat().st_mode) == 0o600
-    assert _alive(sup.supervisor_pid(), None)
+    assert alive(sup.supervisor_pid(), None)
 
     # A start of a running profile is a no-op; a second supervisor program exits 0 quietly.
     again = sup.request(Start(profiles=["work"]))
@@ -230,7 +221,7 @@ def test_start_restart_stop_and_status(sup: Harness) -> None:
     assert reply.ok, reply.error
     assert reply.profiles[0].pid != work.pid and reply.profiles[0].state == "RUNNING"
     print(f"Restart -> RUNNING: {time.monotonic() - started:.3f}s")
-    assert not _alive(work.pid, sup.pids[work.pid])
+    assert not alive(work.pid, sup.pids[work.pid])
     assert readyz(port) == 200
 
     reply = sup.request(Stop(profiles=["work"]))
@@ -316,16 +307,16 @@ def test_gateways_survive_the_supervisor_and_are_adopted(sup: Harness) -> None:
     # SIGTERM: the supervisor leaves, its gateway keeps serving.
     first = sup.supervisor_pid()
     os.kill(first, signal.SIGTERM)
-    wait_until(lambda: not _alive(first, sup.pids[first]), timeout=10, what="supervisor exit")
-    assert readyz(port) == 200 and _alive(pid, sup.pids[pid])
+    wait_until(lambda: not alive(first, sup.pids[first]), timeout=10, what="supervisor exit")
+    assert readyz(port) == 200 and alive(pid, sup.pids[pid])
 
     # kill -9 of the next one: same.
     assert sup.request(Status()).profiles[0].pid == pid  # autostarted; it adopted the gateway
     second = sup.supervisor_pid()
     assert second != first
     os.kill(second, signal.SIGKILL)
-    wait_until(lambda: not _alive(second, sup.pids[second]), timeout=10, what="supervisor exit")
-    assert readyz(port) == 200 and _alive(pid, sup.pids[pid])
+    wait_until(lambda: not alive(second, sup.pids[second]), timeout=10, what="supervisor exit")
+    assert readyz(port) == 200 and alive(pid, sup.pids[pid])
 
     # The next request brings a supervisor that adopts the same gateway, spawning nothing.
     status = sup.request(Status()).profiles[0]
@@ -489,8 +480,8 @@ def test_a_stopped_gateway_is_detected_by_probes_and_replaced(sup: Harness) -> N
     try:
         new = sup.wait_running("work", not_pid=old, timeout=10)
         assert "health probe failed" in (new.last_error or "")
-        assert not _alive(old, sup.pids[old])
+        assert not alive(old, sup.pids[old])
         assert readyz(port) == 200
     finally:
-        if _alive(old, sup.pids[old]):
+        if alive(old, sup.pids[old]):
             os.kill(old, signal.SIGCONT)
