@@ -1,4 +1,4 @@
-"""Helpers shared by the agent and chat tests: a token-auth profile, operators and nodes."""
+"""Helpers shared by the gateway tests: a token-auth profile, operators and nodes."""
 
 from __future__ import annotations
 
@@ -41,17 +41,25 @@ def start_profile(
     return factory(profile, env_extra=env_extra)
 
 
-def operator(port: int, scopes: list[str] | None = None) -> Wire:
+def operator(port: int, **overrides: Any) -> Wire:
+    """An operator connection with the shared token; ``overrides`` go into its connect."""
     wire = Wire(port)
-    extra = {} if scopes is None else {"scopes": scopes}
-    res = wire.hello(auth={"token": TOKEN}, **extra)
+    res = wire.hello(auth={"token": TOKEN}, **overrides)
     assert res["ok"] is True, res
     return wire
 
 
-def node(port: int, commands: list[str]) -> tuple[Key, Wire]:
-    """A node whose declared commands an operator then approves (node.pair.approve)."""
-    key = Key()
+def node(
+    port: int,
+    commands: list[str],
+    *,
+    key: Key | None = None,
+    approve: bool = True,
+    **connect: Any,
+) -> tuple[Key, Wire]:
+    """A node declaring ``commands``; ``approve``: an operator approves them
+    (node.pair.approve). ``connect``: more fields of its connect."""
+    key = key or Key()
     wire, res = key.connect(
         port,
         auth={"token": TOKEN},
@@ -60,15 +68,25 @@ def node(port: int, commands: list[str]) -> tuple[Key, Wire]:
         client=dict(NODE_CLIENT),
         caps=["system", "test"],
         commands=commands,
+        **connect,
     )
     assert res["ok"] is True, res
+    assert res["payload"]["auth"]["role"] == "node"
+    if approve:
+        approve_pending(port, key.device_id)
+    return key, wire
+
+
+def approve_pending(port: int, node_id: str) -> dict[str, Any]:
+    """Approve ``node_id``'s pending surface (raised while its connect was answered)."""
     op = operator(port)
     pending = op.call("node.pair.list")["payload"]["pending"]
-    mine = [p for p in pending if p["nodeId"] == key.device_id]
+    mine = [p for p in pending if p["nodeId"] == node_id]
     assert len(mine) == 1, pending
-    assert op.call("node.pair.approve", {"requestId": mine[0]["requestId"]})["ok"] is True
+    res = op.call("node.pair.approve", {"requestId": mine[0]["requestId"]})
+    assert res["ok"] is True, res
     op.close()
-    return key, wire
+    return res["payload"]  # type: ignore[no-any-return]
 
 
 def next_event(wire: Wire, name: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import msgspec
-from test_gateway_nodes import NODE_CLIENT
+from agent_helpers import NODE_CLIENT
 
 from openclaw_multi.gateway.devices import PairedDevice
 from openclaw_multi.gateway.node_pairing import ApprovedNode

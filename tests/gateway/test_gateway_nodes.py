@@ -16,78 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_helpers import next_event, operator, start_profile
+from agent_helpers import node as connect_node
 from conftest import GatewayProcess
 from device_key import Key
 from wire import Wire
 
 pytestmark = pytest.mark.e2e
-TOKEN = "t0ken-" + uuid.uuid4().hex
-NODE_CLIENT = {
-    "id": "node-host",
-    "version": "2026.9.6",
-    "platform": "linux",
-    "mode": "node",
-    "displayName": "Build box",
-}
 COMMANDS = ["test.echo", "system.which"]
 
 
 @pytest.fixture
 def gw(home: Path, gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
-    state = home / ".openclaw-nodes"
-    state.mkdir()
-    (state / "openclaw.json").write_text(json.dumps({"gateway": {"auth": {"mode": "token"}}}))
-    env = {"OPENCLAW_PROFILE": "nodes", "OPENCLAW_GATEWAY_TOKEN": TOKEN}
-    return gateway_factory("nodes", env_extra=env)
-
-
-def operator(port: int, **overrides: Any) -> Wire:
-    wire = Wire(port)
-    res = wire.hello(auth={"token": TOKEN}, **overrides)
-    assert res["ok"] is True, res
-    return wire
+    return start_profile(home, gateway_factory, profile="nodes")
 
 
 def node(
     port: int, key: Key | None = None, commands: list[str] = COMMANDS, *, approve: bool = True
 ) -> tuple[Key, Wire]:
-    """A node connection; ``approve``: an operator approves its declared surface."""
-    key = key or Key()
-    wire, res = key.connect(
-        port,
-        auth={"token": TOKEN},
-        role="node",
-        scopes=[],
-        client=dict(NODE_CLIENT),
-        caps=["system", "test"],
-        commands=commands,
-        permissions={"accessibility": False},
+    """A node connection (declaring permissions too); ``approve``: an operator approves its
+    declared surface."""
+    return connect_node(
+        port, commands, key=key, approve=approve, permissions={"accessibility": False}
     )
-    assert res["ok"] is True, res
-    assert res["payload"]["auth"]["role"] == "node"
-    if approve:
-        approve_pending(port, key.device_id)
-    return key, wire
-
-
-def approve_pending(port: int, node_id: str) -> dict[str, Any]:
-    """Approve ``node_id``'s pending surface (raised while its connect was answered)."""
-    op = operator(port)
-    pending = op.call("node.pair.list")["payload"]["pending"]
-    mine = [p for p in pending if p["nodeId"] == node_id]
-    assert len(mine) == 1, pending
-    res = op.call("node.pair.approve", {"requestId": mine[0]["requestId"]})
-    assert res["ok"] is True, res
-    op.close()
-    return res["payload"]  # type: ignore[no-any-return]
-
-
-def next_event(wire: Wire, name: str, timeout: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = wire.recv(max(0.05, deadline - time.monotonic()))
-        if frame.get("type") == "event" and frame.get("event") == name:
-            return frame["payload"]  # type: ignore[no-any-return]
 
 
 def invoke(wire: Wire, node_id: str, command: str, params: Any = None, **extra: Any) -> str:

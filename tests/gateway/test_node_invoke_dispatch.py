@@ -14,9 +14,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from agent_helpers import TOKEN, operator
 from conftest import GatewayProcess
 from node_fakes import approval, node_conn, node_device, registry_for
-from test_gateway_nodes import TOKEN, node, operator
+from test_gateway_nodes import node
 
 from openclaw_multi.gateway.methods import MethodError
 from openclaw_multi.gateway.nodes import NodeRegistry

@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_helpers import NODE_CLIENT, TOKEN, approve_pending, next_event, operator
 from conftest import GatewayProcess, free_port, wait_until
 from device_key import Key, assert_refused
-from test_gateway_nodes import (
-    COMMANDS,
-    NODE_CLIENT,
-    TOKEN,
-    approve_pending,
-    invoke,
-    next_event,
-    node,
-    operator,
-)
+from test_gateway_nodes import COMMANDS, invoke, node
 from wire import Wire
 
 pytestmark = pytest.mark.e2e
