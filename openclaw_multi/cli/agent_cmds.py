@@ -25,6 +25,7 @@ import msgspec
 from ..errors import GatewayCallFailed, GatewayError
 from .context import CliContext
 from .gateway_cmds import ClientArgs, _client_options, _with_client
+from .output import terminal_safe
 
 if TYPE_CHECKING:
     from ..client.gateway import GatewayClient
@@ -117,7 +118,10 @@ class _Printer:
             self._line("accepted", payload=payload)
         elif isinstance(payload, dict):
             click.echo(
-                f"accepted run {payload.get('runId')} (session {payload.get('sessionKey')})",
+                terminal_safe(
+                    f"accepted run {payload.get('runId')} (session {payload.get('sessionKey')})",
+                    one_line=True,
+                ),
                 err=True,
             )
 
@@ -145,15 +149,17 @@ class _Printer:
         if not isinstance(data, dict):
             return
         if stream == "assistant" and isinstance(data.get("delta"), str):
-            click.echo(data["delta"], nl=False)
+            click.echo(terminal_safe(data["delta"]), nl=False)
             sys.stdout.flush()
             self.streamed = True
         elif stream == "tool" and data.get("phase") == "start":
             args = json.dumps(data.get("args"), ensure_ascii=False)
-            click.echo(f"[tool] {data.get('name')} {args}", err=True)
+            click.echo(terminal_safe(f"[tool] {data.get('name')} {args}", one_line=True), err=True)
         elif stream == "tool" and data.get("phase") == "result":
             outcome = "failed" if data.get("isError") else "ok"
-            click.echo(f"[tool] {data.get('name')} {outcome}", err=True)
+            click.echo(
+                terminal_safe(f"[tool] {data.get('name')} {outcome}", one_line=True), err=True
+            )
 
     def final(self, payload: Any) -> None:
         if self.as_json:

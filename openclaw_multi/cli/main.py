@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import ConfigError, OpenClawError, ProfileConflictError, UsageError
 from .completion_cmds import complete_profile_names
 from .context import CliContext
+from .output import terminal_safe
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -45,8 +46,9 @@ class OpenClawGroup(click.Group):
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Print ``error: message`` to stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
+    """Print ``error: message`` to stderr (one line, no control characters: messages often
+    carry a gateway's or a model endpoint's words) and exit with ``code``."""
+    click.echo(f"error: {terminal_safe(message, one_line=True)}", err=True)
     sys.exit(code)
 
 

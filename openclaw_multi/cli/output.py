@@ -16,7 +16,15 @@ import click
 from ..client.logtail import follow_lines, last_lines
 from ..errors import OpenClawError
 
-__all__ = ["echo_log", "paint", "use_colour"]
+__all__ = ["echo_log", "paint", "terminal_safe", "use_colour"]
+
+# C0 and C1 control characters and DEL: text from elsewhere (a model's reply, a remote
+# gateway's or model endpoint's error) could otherwise move the cursor, retitle the window,
+# set the clipboard (OSC 52) or overwrite a line (CR). Tab and newline stay as they are.
+_CONTROLS: dict[int, str] = {
+    c: "\ufffd" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)
+}
+_ONE_LINE: dict[int, str] = {**_CONTROLS, 0x09: " ", 0x0A: " "}
 
 
 def use_colour(*, err: bool = False) -> bool:
@@ -28,6 +36,12 @@ def use_colour(*, err: bool = False) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed or replaced streams
         return False
+
+
+def terminal_safe(text: str, *, one_line: bool = False) -> str:
+    """``text`` with control characters shown as U+FFFD (tab and newline kept, or with
+    ``one_line`` turned into spaces), for printing text we did not write."""
+    return text.translate(_ONE_LINE if one_line else _CONTROLS)
 
 
 def paint(text: str, enabled: bool, **style: Any) -> str:

@@ -126,6 +126,14 @@ def test_a_run_past_timeout_says_so_in_one_line(home: Path, gw: GatewayProcess) 
     nd.close()
 
 
+def test_a_reply_cannot_drive_the_terminal(home: Path, gw: GatewayProcess) -> None:
+    """Escape sequences in a streamed reply (OSC 52 sets the clipboard) print as U+FFFD."""
+    ask = ["gateway", "agent", "-m", "hi\x1b]52;c;eA==\x07", "--expect-final"]
+    echoed = openclaw(home, gw.port, *ask)  # the offline agent echoes the message
+    assert echoed.returncode == 0, echoed.stderr
+    assert "\x1b" not in echoed.stdout and "hi\ufffd]52;c;eA==\ufffd" in echoed.stdout
+
+
 def test_missing_message_is_a_usage_error(home: Path) -> None:
     result = openclaw(home, 9, "gateway", "agent")
     assert result.returncode == 2 and "--message" in result.stderr
