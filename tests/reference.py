@@ -72,17 +72,21 @@ def client_env(client_home: Path) -> dict[str, str]:
     )
 
 
-def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """``openclaw-ref ARGS...`` in the background, in its own session, output discarded."""
+def _spawn(env: dict[str, str], args: tuple[str, ...], output: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(WRAPPER), *args],
         env=env,
         cwd=env["HOME"],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         start_new_session=True,  # the CLI respawns itself: kill its whole group
     )
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """``openclaw-ref ARGS...`` in the background, in its own session, output discarded."""
+    return _spawn(env, args, subprocess.DEVNULL)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -94,22 +98,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def run(env: dict[str, str], *args: str, timeout: float = CLI_TIMEOUT) -> Result:
     """``openclaw-ref ARGS...`` to its end; its process group is killed after ``timeout``."""
-    proc = subprocess.Popen(
-        [str(WRAPPER), *args],
-        env=env,
-        cwd=env["HOME"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # the CLI respawns itself: kill its whole group
-    )
+    proc = _spawn(env, args, subprocess.PIPE)
+    timed_out = False
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
+        timed_out = True
+    result = Result(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    if timed_out:
         raise AssertionError(
-            f"openclaw-ref {' '.join(args)} still running after {timeout}s\n{out}\n{err}"
-        ) from None
-    return Result(proc.returncode, out, err)
+            f"openclaw-ref {' '.join(args)} still running after {timeout}s\n{result}"
+        )
+    return result
