@@ -3,7 +3,8 @@
 Without ``--expect-final`` the command prints the run id once the gateway accepted the run
 and exits (the run goes on in the gateway). With it, the run is followed to its end: the
 assistant's text is printed to stdout as it streams, tool calls to stderr, and the exit
-code is the outcome (0 ok; 1 error or aborted, with the gateway's reason).
+code is the outcome (0 ok; 1 error or aborted, with the gateway's reason). Ctrl+C stops the
+run in the gateway too (``chat.abort``) and exits 130.
 
 ``--json`` prints JSON Lines instead, one object per line: ``{"type":"accepted",
 "payload":...}``, then (with ``--expect-final``) ``{"type":"agent", "payload":...}`` for each
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 FOLLOW_TIMEOUT_S = 600.0
 """``--timeout`` when following a run and none is given: the gateway's default run bound."""
 CONNECT_GRACE_S = 10.0
+ABORT_TIMEOUT_S = 2.0
+"""How long Ctrl+C waits for ``chat.abort`` to stop the run (the reference's 2 s)."""
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl+C (SIGINT), as the reference's agent command."""
 """Room for connecting and closing around a followed run, which ``--timeout`` bounds alone."""
 
 
@@ -94,12 +99,24 @@ def agent(
             printer.drain(link)
             printer.failed(err)
             raise
+        except asyncio.CancelledError:
+            # Ctrl+C (asyncio.Runner cancels this task): stop the run too, as the reference
+            # does, rather than leave it holding its session.
+            await printer.abort(link)
+            raise
         finally:
             follower.cancel()
         printer.drain(link)  # events that came in just before the final answer
         printer.final(final)
 
-    _with_client(target, timeout + CONNECT_GRACE_S if expect_final else timeout, work)
+    try:
+        _with_client(target, timeout + CONNECT_GRACE_S if expect_final else timeout, work)
+    except KeyboardInterrupt:
+        if printer.stopped is None:
+            raise  # not following a run: click's "Aborted!"
+        outcome = "aborted" if printer.stopped else "not confirmed aborted (it may go on)"
+        click.echo(f"\nerror: interrupted: agent run {printer.run_id} {outcome}", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
 
 
 class _Printer:
@@ -109,11 +126,15 @@ class _Printer:
         self.as_json = as_json
         self.run_id = run_id
         self.streamed = False
+        self.session_key: str | None = None  # canonical, from the accepted answer
+        self.stopped: bool | None = None  # after Ctrl+C: did chat.abort stop the run?
 
     def _line(self, kind: str, **fields: Any) -> None:
         click.echo(json.dumps({"type": kind, **fields}, ensure_ascii=False))
 
     def accepted(self, payload: Any) -> None:
+        if isinstance(payload, dict) and isinstance(payload.get("sessionKey"), str):
+            self.session_key = payload["sessionKey"]
         if self.as_json:
             self._line("accepted", payload=payload)
         elif isinstance(payload, dict):
@@ -124,6 +145,18 @@ class _Printer:
                 ),
                 err=True,
             )
+
+    async def abort(self, link: GatewayClient) -> None:
+        """Ask the gateway to stop this run (``chat.abort``); record whether it did."""
+        self.stopped = False
+        if self.session_key is None:
+            return  # not accepted yet: there is no run to stop
+        args = {"sessionKey": self.session_key, "runId": self.run_id}
+        try:
+            reply = await link.call("chat.abort", args, timeout=ABORT_TIMEOUT_S)
+        except (GatewayError, TimeoutError):
+            return
+        self.stopped = isinstance(reply, dict) and self.run_id in (reply.get("runIds") or [])
 
     async def follow(self, link: GatewayClient) -> None:
         while True:

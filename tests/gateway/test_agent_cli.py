@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from agent_helpers import TOKEN, answer_invoke, node, operator, start_profile
-from conftest import GatewayProcess, clean_env
+from conftest import GatewayProcess, clean_env, wait_until
 from fakes.openai_server import http_error, serve
 from openclaw_cli import OPENCLAW
 
@@ -132,6 +133,38 @@ def test_a_reply_cannot_drive_the_terminal(home: Path, gw: GatewayProcess) -> No
     echoed = openclaw(home, gw.port, *ask)  # the offline agent echoes the message
     assert echoed.returncode == 0, echoed.stderr
     assert "\x1b" not in echoed.stdout and "hi\ufffd]52;c;eA==\ufffd" in echoed.stdout
+
+
+def test_ctrl_c_stops_the_run_and_exits_130(home: Path, gw: GatewayProcess) -> None:
+    """As the reference: Ctrl+C sends chat.abort for the run, so it no longer holds the session."""
+    key, nd = node(gw.port, ["test.echo"])  # never answers the invoke: the run stays open
+    err_path = home / "agent.err"
+    ask = ["gateway", "agent", "-m", f"/node {key.device_id} test.echo", "--expect-final"]
+    with err_path.open("w") as err_file:
+        proc = subprocess.Popen(
+            [*OPENCLAW, *ask, "--idempotency-key", "ctrl-c"],
+            env=cli_env(home, gw.port),
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            text=True,
+        )
+    try:
+        wait_until(lambda: "[tool] test.echo" in err_path.read_text(), 20.0, "the tool call")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = err_path.read_text().splitlines()
+    assert lines[-1] == "error: interrupted: agent run ctrl-c aborted"
+    assert "Traceback" not in err_path.read_text()
+    op = operator(gw.port)
+    waited = op.call("agent.wait", {"runId": "ctrl-c", "timeoutMs": 10_000})["payload"]
+    # Ended (not still running): aborted by the RPC, as agent.wait reports an abort.
+    assert waited["error"] == "aborted" and waited["stopReason"] == "rpc", waited
+    op.close()
+    nd.close()
 
 
 def test_missing_message_is_a_usage_error(home: Path) -> None:
