@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import GatewayProcess, clean_env, wait_until
-from node_process import CLI, NodeProcess, start_node_host
+from node_process import CLI, NodeProcess, node_entry, start_node_host
 from test_nodehost_commands import process_gone
 from wire import Wire
 
@@ -116,21 +116,7 @@ def operator(port: int) -> Wire:
 
 def connected_node(op: Wire, node: Node, timeout: float = 20.0) -> dict[str, Any]:
     """Wait for the node host to connect; approve its command surface if it asks."""
-
-    def find() -> dict[str, Any] | None:
-        assert node.proc.poll() is None, f"node host exited: {node.output()}"
-        for entry in op.call("node.list")["payload"]["nodes"]:
-            if not entry["connected"] or entry["clientId"] != "node-host":
-                continue
-            if entry.get("pendingRequestId"):
-                res = op.call("node.pair.approve", {"requestId": entry["pendingRequestId"]})
-                assert res["ok"] is True, res
-                continue
-            if entry["approvalState"] == "approved":
-                return entry  # type: ignore[no-any-return]
-        return None
-
-    return wait_until(find, timeout, "the node host to connect")  # type: ignore[return-value]
+    return node_entry(op, node, approve=True, timeout=timeout)
 
 
 def invoke(

@@ -24,10 +24,11 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import GatewayProcess, clean_env, free_port, start_gateway, wait_until
+from conftest import GatewayProcess, clean_env, free_port, start_gateway
 from fakes.openai_server import FakeOpenAI, serve
 from fakes.telegram_bot_api import BotApiDouble, bot_api
 from node_process import CLI, NodeProcess, start_node_host
+from node_process import node_entry as node_entry  # the flow tests import it from here
 from wire import Wire
 
 TOKEN = "e2e-gw-token-" + uuid.uuid4().hex
@@ -161,31 +162,6 @@ class Stack:
         assert res["ok"] is True, res
         self.wires.append(wire)
         return wire
-
-
-def node_entry(op: Wire, node: NodeHost, *, approve: bool, timeout: float = 20.0) -> dict[str, Any]:
-    """Wait until the node host is connected; approve its surface with node.pair.approve if
-    ``approve``, else return the entry as soon as it waits for approval."""
-
-    def find() -> dict[str, Any] | None:
-        assert node.proc.poll() is None, f"node host exited: {node.output()}"
-        res = op.call("node.list")
-        assert res["ok"] is True, res
-        for entry in res["payload"]["nodes"]:
-            if not entry["connected"] or entry["clientId"] != "node-host":
-                continue
-            if entry.get("pendingRequestId"):
-                if not approve:
-                    return entry  # type: ignore[no-any-return]
-                done = op.call("node.pair.approve", {"requestId": entry["pendingRequestId"]})
-                assert done["ok"] is True, done
-                continue
-            if entry["approvalState"] == "approved":
-                return entry  # type: ignore[no-any-return]
-        return None
-
-    found: dict[str, Any] = wait_until(find, timeout, "the node host to connect")
-    return found
 
 
 def history(op: Wire, session_key: str = SESSION) -> list[dict[str, Any]]:
