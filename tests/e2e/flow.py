@@ -170,6 +170,15 @@ def history(op: Wire, session_key: str = SESSION) -> list[dict[str, Any]]:
     return res["payload"]["messages"]  # type: ignore[no-any-return]
 
 
+def conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages people exchanged: the agent's tool calls and their results left out."""
+    return [
+        m
+        for m in messages
+        if m["role"] != "toolResult" and not any(b["type"] == "toolCall" for b in m["content"])
+    ]
+
+
 def text_of(message: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in message["content"])
 

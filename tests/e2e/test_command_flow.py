@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import socket
 import sys
-from typing import Any
 
 import pytest
 from conftest import wait_until
@@ -34,6 +33,7 @@ from e2e.flow import (
     NodeHost,
     Stack,
     chat_run,
+    conversation,
     history,
     node_answer,
     node_entry,
@@ -55,15 +55,6 @@ def assert_is_the_nodes_info(info: dict[str, object], node: NodeHost, node_id: s
     assert info["displayName"] == NODE_NAME
     assert "system.info" in info["commands"]  # type: ignore[operator]
     assert node_id == node.node_id()
-
-
-def conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages people exchanged: the agent's tool calls and their results left out."""
-    return [
-        m
-        for m in messages
-        if m["role"] != "toolResult" and not any(b["type"] == "toolCall" for b in m["content"])
-    ]
 
 
 def test_telegram_message_runs_system_info_on_the_node_and_the_answer_is_posted(

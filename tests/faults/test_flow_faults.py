@@ -24,6 +24,7 @@ from e2e.flow import (
     OPENAI_KEY,
     Stack,
     chat_run,
+    conversation,
     history,
     node_answer,
     node_entry,
@@ -37,15 +38,6 @@ pytestmark = pytest.mark.e2e
 ASK_INFO = f"/node {NODE_NAME} system.info"
 SLEEP_30 = f'/node {NODE_NAME} system.run {{"command": ["sleep", "30"]}}'
 SORRY = "Sorry, that failed: "
-
-
-def conversation(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages people exchanged: the agent's tool calls and their results left out."""
-    return [
-        m
-        for m in messages
-        if m["role"] != "toolResult" and not any(b["type"] == "toolCall" for b in m["content"])
-    ]
 
 
 def say(api: BotApiDouble, text: str, timeout: float = 20.0) -> str:
