@@ -11,6 +11,7 @@
   const AUTH_FAILURES = new Set(['AUTH_TOKEN_MISMATCH', 'AUTH_PASSWORD_MISMATCH',
     'DEVICE_IDENTITY_REQUIRED', 'AUTH_TOKEN_MISSING', 'AUTH_PASSWORD_MISSING', 'AUTH_UNAUTHORIZED']);
   const MAX_EVENTS = 60;
+  const MAX_CHAT = 500;          // chat lines kept on the page, and runs tracked
   const CHAT_SESSION = 'main';
 
   let ws = null;
@@ -22,12 +23,23 @@
   let retryTimer = null;
   let wanted = false;            // keep reconnecting while true
   let chatKey = null;            // the canonical session key chat.history answered with
-  const chatRuns = new Map();    // runId -> <li> of the assistant's reply
+  const chatRuns = new Map();    // runId -> <li> of the assistant's reply (oldest first)
+  // sessionStorage throws when the browser disables storage: this tab then keeps its values
+  // in memory (gone on reload, as a login form is).
+  const memoryStore = new Map();
   const instanceId = sessionValue('openclaw.controlUi.instance') || randomId();
-  sessionStorage.setItem('openclaw.controlUi.instance', instanceId);
+  storeValue('openclaw.controlUi.instance', instanceId);
 
   function sessionValue(key) {
+    if (memoryStore.has(key)) return memoryStore.get(key);
     try { return sessionStorage.getItem(key); } catch (err) { return null; }
+  }
+  function storeValue(key, value) {
+    try { sessionStorage.setItem(key, value); memoryStore.delete(key); } catch (err) { memoryStore.set(key, value); }
+  }
+  function dropValue(key) {
+    memoryStore.delete(key);
+    try { sessionStorage.removeItem(key); } catch (err) { /* storage disabled: nothing kept there */ }
   }
   // ids need no secure context: getRandomValues works on plain http LAN addresses too.
   function randomId() {
@@ -80,7 +92,7 @@
           if (authFailed) {
             // A refused credential is not kept for the next reload to retry (and be throttled
             // on); pairing still pending is no verdict on the token itself.
-            if (err.code !== 'NOT_PAIRED') sessionStorage.removeItem(STORE);
+            if (err.code !== 'NOT_PAIRED') dropValue(STORE);
             showLogin(auth ? 'The gateway refused that credential.' : '');
           }
           else setConn('refused: ' + err.message, 'bad');
@@ -99,6 +111,7 @@
       if (ws !== sock) return;
       ws = null;
       hello = null;
+      chatKey = null;            // events are ignored again until the next chat.history
       for (const waiter of pending.values()) waiter.reject(new Error('disconnected'));
       pending.clear();
       $('chat-send').disabled = true;
@@ -334,6 +347,14 @@
     return typeof message.text === 'string' ? message.text : '';
   }
 
+  function appendChat(li) {
+    const log = $('chat-log');
+    log.appendChild(li);
+    while (log.children.length > MAX_CHAT) log.firstChild.remove();
+    li.scrollIntoView({ block: 'nearest' });
+    return li;
+  }
+
   function bubble(role, body) {
     const li = document.createElement('li');
     li.className = role;
@@ -344,9 +365,22 @@
     content.className = 'text';
     content.textContent = body;
     li.append(who, content);
-    $('chat-log').appendChild(li);
-    li.scrollIntoView({ block: 'nearest' });
-    return li;
+    return appendChat(li);
+  }
+
+  // A tool the agent called, as one compact line (its result, raw JSON, is not shown).
+  function toolLine(call, failed) {
+    const li = document.createElement('li');
+    li.className = 'tool' + (failed ? ' error' : '');
+    li.dataset.tool = call.name || '';
+    li.textContent = 'Tool step: ' + (call.name || 'unnamed tool') + (failed ? ' (failed)' : '');
+    return appendChat(li);
+  }
+
+  function trackRun(runId, li) {
+    chatRuns.delete(runId);
+    chatRuns.set(runId, li);
+    while (chatRuns.size > MAX_CHAT) chatRuns.delete(chatRuns.keys().next().value);
   }
 
   async function loadChat() {
@@ -357,9 +391,21 @@
       $('chat-session').textContent = '(' + r.sessionKey + ')';
       $('chat-log').replaceChildren();
       chatRuns.clear();
-      for (const m of r.messages || []) {
-        const role = m.role === 'user' ? 'user' : 'assistant';
-        bubble(role, messageText(m));
+      const messages = Array.isArray(r.messages) ? r.messages : [];
+      // Tool steps (docs/agent.md): an assistant message with toolCall blocks (maybe no
+      // text), then one toolResult message per call. Text is drawn as bubbles, each call as a
+      // labelled line; results are not drawn.
+      const failed = new Set(messages.filter((m) => m && m.role === 'toolResult' && m.isError)
+        .map((m) => m.toolCallId));
+      for (const m of messages) {
+        if (!m || (m.role !== 'user' && m.role !== 'assistant')) continue;
+        const body = messageText(m);
+        if (body) bubble(m.role, body);
+        else if (m.role === 'assistant' && m.errorMessage) bubble('assistant', m.errorMessage).classList.add('error');
+        if (m.role !== 'assistant' || !Array.isArray(m.content)) continue;
+        for (const c of m.content) {
+          if (c && c.type === 'toolCall') toolLine(c, failed.has(c.id));
+        }
       }
     } catch (err) {
       $('chat-note').textContent = 'Could not load the conversation: ' + err.message;
@@ -368,11 +414,12 @@
 
   function onChat(p) {
     if (!p) return;
-    if (chatKey && p.sessionKey !== chatKey && !chatRuns.has(p.runId)) return;
+    // Until chat.history answers, chatKey is unknown: only this page's own sends are drawn.
+    if (!chatRuns.has(p.runId) && (!chatKey || p.sessionKey !== chatKey)) return;
     let li = chatRuns.get(p.runId);
     if (!li) {
       li = bubble('assistant', '…');
-      chatRuns.set(p.runId, li);
+      trackRun(p.runId, li);
     }
     const body = li.querySelector('.text');
     if (p.state === 'delta') {
@@ -397,7 +444,7 @@
     if (!message) return;
     const runId = randomId();
     bubble('user', message);
-    chatRuns.set(runId, bubble('assistant', '…'));
+    trackRun(runId, bubble('assistant', '…'));
     input.value = '';
     try {
       await request('chat.send', { sessionKey: CHAT_SESSION, message, idempotencyKey: runId });
@@ -432,13 +479,13 @@
     event.preventDefault();
     const kind = document.querySelector('input[name=kind]:checked').value;
     const auth = { kind, secret: $('secret').value.trim() };
-    sessionStorage.setItem(STORE, JSON.stringify(auth));
+    storeValue(STORE, JSON.stringify(auth));
     $('secret').value = '';
     $('login-error').textContent = '';
     connect(auth);
   });
   $('disconnect').addEventListener('click', () => {
-    sessionStorage.removeItem(STORE);
+    dropValue(STORE);
     showLogin('Token forgotten.');
   });
 
@@ -449,7 +496,7 @@
     const password = params.get('password');
     if (!token && !password) return;
     history.replaceState(null, '', location.pathname);
-    sessionStorage.setItem(STORE, JSON.stringify(token ? { kind: 'token', secret: token } : { kind: 'password', secret: password }));
+    storeValue(STORE, JSON.stringify(token ? { kind: 'token', secret: token } : { kind: 'password', secret: password }));
   }
   window.addEventListener('hashchange', () => {
     const params = new URLSearchParams(location.hash.slice(1));
