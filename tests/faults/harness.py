@@ -220,11 +220,11 @@ class FaultHome:
             found.append(GatewayProc(proc.pid, process_start_time(proc.pid), profile))
         return found
 
-    def wait_stopped(self, pid: int, timeout: float = 10.0) -> None:
+    def wait_stopped(self, pid: int, timeout: float = 30.0) -> None:
         """Wait until ``pid`` shows state T (it reached its fault checkpoint)."""
         wait_until(lambda: proc_state(pid) == "T", timeout, f"pid {pid} stopped at checkpoint")
 
-    def wait_spawned(self, name: str, timeout: float = 10.0, not_pid: int | None = None) -> int:
+    def wait_spawned(self, name: str, timeout: float = 30.0, not_pid: int | None = None) -> int:
         """The pid of a gateway process of ``name`` (other than ``not_pid``) once one exists."""
 
         def one() -> int | None:
