@@ -74,7 +74,10 @@ def dashboard(obj: CliContext, port: int, no_open: bool, interval: float) -> Non
             task.result()  # raises the bind error
         url = ready.result()
         click.echo(f"Dashboard of {home}: {url}#secret={gate.secret}")
-        click.echo("The secret is valid until this command stops (Ctrl+C).")
+        click.echo(
+            "The secret is valid until this command stops (Ctrl+C); a new browser tab needs"
+            " this URL again."
+        )
         if not no_open:
             if not _has_browser(obj.env):
                 click.echo("(no display: open the URL above in a browser)")

@@ -2,8 +2,9 @@
 
 The command prints a URL whose fragment (``#secret=...``) carries the run's secret: a
 fragment never reaches a server, so it lands in no access log. The page posts it to
-``/api/login`` and gets back an HttpOnly, SameSite=Strict session cookie plus a CSRF token
-that it must echo in ``X-CSRF-Token`` on every action. A one-time code (spent on first use)
+``/api/login`` and gets back a session id (sent back in the ``X-Dashboard-Session`` header
+on every API call, never as a cookie) plus a CSRF token that it must echo in
+``X-CSRF-Token`` on every action. A one-time code (spent on first use)
 is what the command hands to the browser it opens, so a process list shows nothing reusable;
 one the browser never spends expires after ``CODE_TTL_S``.
 Nothing here is ever written to disk: a new run means a new secret.
@@ -79,7 +80,7 @@ class Gatekeeper:
         return sid, csrf
 
     def session(self, sid: str | None) -> Session | None:
-        """The live session behind a cookie value, if any."""
+        """The live session behind a session id, if any."""
         if not sid:
             return None
         found = self._sessions.get(sid)

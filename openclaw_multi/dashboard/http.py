@@ -74,14 +74,6 @@ class Request:
     headers: dict[str, str]
     body: bytes
 
-    def cookie(self, name: str) -> str | None:
-        """The value of cookie ``name``, if the request carries it."""
-        for part in self.headers.get("cookie", "").split(";"):
-            key, sep, value = part.strip().partition("=")
-            if sep and key == name:
-                return value
-        return None
-
 
 def parse_head(raw: bytes) -> tuple[str, str, dict[str, list[str]], dict[str, str]]:
     """Split a request head into method, path, query and lower-cased headers.

@@ -2,18 +2,24 @@
 
 Routes (all JSON but the page and the stream):
 
-==========================  ======================================================  =========
-route                       what                                                    needs
-==========================  ======================================================  =========
-GET /, /app.js, /app.css    the static page (holds no data)                         nothing
-POST /api/login             ``{"secret"}`` or ``{"code"}`` -> cookie + ``{"csrf"}``  the secret
-GET /api/session            ``{"csrf"}`` for a page reloaded with its cookie        cookie
-GET /api/state              the current snapshot (rows + history)                   cookie
-GET /api/events             server-sent events: one snapshot per refresh            cookie
-GET /api/logs?profile=&lines=  the tail of a profile's gateway log                  cookie
-POST /api/action            ``{"profile","op"}``: start, stop or restart            cookie+CSRF
-POST /api/logout            end the session                                         cookie+CSRF
-==========================  ======================================================  =========
+==========================  =====================================================  ==========
+route                       what                                                   needs
+==========================  =====================================================  ==========
+GET /, /app.js, /app.css    the static page (holds no data)                        nothing
+POST /api/login             ``{"secret"}`` or ``{"code"}`` -> ``{"session","csrf"}``  the secret
+GET /api/session            ``{"csrf"}`` for a page reloaded in the same tab       session
+GET /api/state              the current snapshot (rows + history)                  session
+GET /api/events             server-sent events: one snapshot per refresh           session
+GET /api/logs?profile=&lines=  the tail of a profile's gateway log                 session
+POST /api/action            ``{"profile","op"}``: start, stop or restart           session+CSRF
+POST /api/logout            end the session                                        session+CSRF
+==========================  =====================================================  ==========
+
+"session" is the ``X-Dashboard-Session`` header, which the page keeps in its tab's
+sessionStorage. There is no cookie: browsers send a 127.0.0.1 cookie to every port of the
+host, so any other loopback web server the user visits would receive it. A header is sent
+only by this page's own script (the stream too: the page reads it with ``fetch``, not
+``EventSource``, so the credential is never in a URL).
 
 Defences: loopback bind only; the ``Host`` header must name this server (a DNS-rebinding
 page cannot talk to it); a POST with an ``Origin`` must come from this origin; state-changing
@@ -44,6 +50,7 @@ MAX_STREAMS: Final = 32
 # opening thousands must not run the server out of file descriptors for the real page.
 MAX_CONNECTIONS: Final = 128
 KEEPALIVE_S: Final = 15.0
+SESSION_HEADER: Final = "x-dashboard-session"  # lower-cased, as http.parse_head keeps names
 _ASSETS: Final = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -96,12 +103,6 @@ class DashboardServer:
         self._streams = 0
         self._connections = 0
         self._assets = {path: (load_asset(name), kind) for path, (name, kind) in _ASSETS.items()}
-
-    @property
-    def cookie_name(self) -> str:
-        # Cookies are per host, not per port: name ours after the port so two dashboards
-        # (or a gateway on the same host) never see each other's session.
-        return f"ocdash_{self.port}"
 
     @property
     def url(self) -> str:
@@ -164,7 +165,8 @@ class DashboardServer:
         return http.render(status, _json.encode(payload), _JSON, extra=extra)
 
     def _sid(self, request: http.Request) -> str | None:
-        return request.cookie(self.cookie_name)
+        # The header only: a cookie would reach every loopback port, not just this one.
+        return request.headers.get(SESSION_HEADER)
 
     async def _route(self, request: http.Request) -> bytes:
         method, path = request.method, request.path
@@ -198,12 +200,8 @@ class DashboardServer:
             return await self._action(request)
         if path == "/api/logout":
             self.gate.logout(self._sid(request))
-            return self._json(200, {"ok": True}, (("Set-Cookie", self._cookie("", 0)),))
+            return self._json(200, {"ok": True})
         return self._json(404, {"error": "not found"})
-
-    def _cookie(self, value: str, max_age: int | None = None) -> str:
-        cookie = f"{self.cookie_name}={value}; Path=/; HttpOnly; SameSite=Strict"
-        return cookie if max_age is None else f"{cookie}; Max-Age={max_age}"
 
     def _login(self, request: http.Request) -> bytes:
         try:
@@ -215,7 +213,7 @@ class DashboardServer:
             _LOG.warning("dashboard: refused a login")
             return self._json(401, {"error": "wrong or spent secret"})
         sid, csrf = granted
-        return self._json(200, {"csrf": csrf}, (("Set-Cookie", self._cookie(sid)),))
+        return self._json(200, {"session": sid, "csrf": csrf})
 
     async def _action(self, request: http.Request) -> bytes:
         try:

@@ -115,16 +115,35 @@ def test_dashboard_in_chromium(browser: Any, dash: Dashboard, sup: Harness) -> N
     # Sparklines fill in as history accumulates.
     expect(beta.locator('[data-label="Latency"] svg polyline')).to_have_count(1, timeout=WAIT_MS)
 
-    # A reload keeps the session (cookie) without the secret in the URL.
+    # No cookie at all (127.0.0.1 cookies reach every port): the session id is in this tab's
+    # sessionStorage, and a request with it as a cookie reads nothing.
+    assert page.context.cookies() == []
+    sid = page.evaluate("sessionStorage.getItem('openclaw.dashboard.session')")
+    assert sid
+    as_cookie = {"Cookie": f"ocdash_{dash.port}={sid}"}
+    assert page.request.get(f"{dash.url}api/state", headers=as_cookie).status == 401
+    header = {"X-Dashboard-Session": sid}
+    assert page.request.get(f"{dash.url}api/state", headers=header).status == 200
+
+    # A reload keeps the session without the secret in the URL.
     page.reload()
     expect(beta).to_have_attribute("data-state", "RUNNING", timeout=WAIT_MS)
+    # A new tab has no session: it asks for the secret (the printed URL) again.
+    # (noopener: a tab of its own, as one the user opens, not a copy of this one's storage).
+    with page.context.expect_page() as opened:
+        page.evaluate("url => window.open(url, '_blank', 'noopener')", dash.url)
+    other = opened.value
+    expect(other.get_by_label("Dashboard secret")).to_be_visible(timeout=WAIT_MS)
+    assert "alpha" not in other.content()
+    other.close()
 
     # Phone width: no sideways scrolling, every cell still labelled.
     page.set_viewport_size({"width": 390, "height": 844})
     expect(beta).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    # Log out: back to the prompt, and the old cookie no longer reads data.
+    # Log out: back to the prompt, the tab forgets the id, and the old id reads no data.
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_label("Dashboard secret")).to_be_visible()
-    assert page.request.get(f"{dash.url}api/state").status == 401
+    assert page.evaluate("sessionStorage.getItem('openclaw.dashboard.session')") is None
+    assert page.request.get(f"{dash.url}api/state", headers=header).status == 401
     assert errors == [] or all("401" in e for e in errors), errors

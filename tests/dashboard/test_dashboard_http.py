@@ -42,12 +42,16 @@ def call(
         conn.close()
 
 
+SESSION = "X-Dashboard-Session"
+
+
 def login(dash: Dashboard) -> tuple[str, str]:
-    """(Cookie header value, CSRF token) of a fresh session."""
+    """(session id, CSRF token) of a fresh session."""
     status, headers, body = call(dash, "POST", "/api/login", {"secret": dash.secret})
     assert status == 200, body
-    cookie = headers["set-cookie"].split(";")[0]
-    return cookie, json.loads(body)["csrf"]
+    assert "set-cookie" not in headers
+    granted = json.loads(body)
+    return granted["session"], granted["csrf"]
 
 
 @pytest.fixture
@@ -102,7 +106,7 @@ def test_data_needs_the_secret(dash: Dashboard) -> None:
         status, _, body = call(dash, "GET", path)
         assert status == 401, path
         assert b"alpha" not in body
-        status, _, body = call(dash, "GET", path, headers={"Cookie": f"ocdash_{dash.port}=forged"})
+        status, _, body = call(dash, "GET", path, headers={SESSION: "forged"})
         assert status == 401 and b"alpha" not in body
     status, headers, body = call(dash, "POST", "/api/login", {"secret": dash.secret + "x"})
     assert status == 401 and "set-cookie" not in headers
@@ -112,39 +116,47 @@ def test_data_needs_the_secret(dash: Dashboard) -> None:
 
     status, headers, body = call(dash, "POST", "/api/login", {"secret": dash.secret})
     assert status == 200
-    cookie = headers["set-cookie"]
-    assert cookie.startswith(f"ocdash_{dash.port}=")
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
-    csrf = json.loads(body)["csrf"]
-    jar = {"Cookie": cookie.split(";")[0]}
+    # No cookie: browsers send a 127.0.0.1 cookie to every port of the host.
+    assert "set-cookie" not in headers
+    granted = json.loads(body)
+    csrf = granted["csrf"]
+    jar = {SESSION: granted["session"]}
     status, _, body = call(dash, "GET", "/api/state", headers=jar)
     state = json.loads(body)
     assert status == 200
     assert [r["name"] for r in state["rows"]] == ["alpha", "beta"]
     assert set(state["history"]) == {"alpha", "beta"}
     assert json.loads(call(dash, "GET", "/api/session", headers=jar)[2]) == {"csrf": csrf}
+    # The session id as a cookie (what another loopback port would be sent) reads nothing,
+    # nor does the CSRF token in its place.
+    for name in (f"ocdash_{dash.port}", "session", SESSION):
+        for path in ("/api/state", "/api/session", "/api/events", "/api/logs?profile=alpha"):
+            cookie_only = {"Cookie": f"{name}={granted['session']}"}
+            assert call(dash, "GET", path, headers=cookie_only)[0] == 401, (name, path)
+    assert call(dash, "GET", "/api/state", headers={SESSION: csrf})[0] == 401
     # The secret is printed once (the URL) and never again, whatever happened since.
     assert dash.output.read_text().count(dash.secret) == 1
 
 
 def test_actions_need_the_csrf_token(dash: Dashboard) -> None:
-    cookie, csrf = login(dash)
+    sid, csrf = login(dash)
     action = {"profile": "alpha", "op": "start"}
     for headers in (
-        {"Cookie": cookie},
-        {"Cookie": cookie, "X-CSRF-Token": ""},
-        {"Cookie": cookie, "X-CSRF-Token": csrf + "x"},
-        {"X-CSRF-Token": csrf},  # token without the session cookie
+        {SESSION: sid},
+        {SESSION: sid, "X-CSRF-Token": ""},
+        {SESSION: sid, "X-CSRF-Token": csrf + "x"},
+        {"X-CSRF-Token": csrf},  # token without the session
+        {"Cookie": f"ocdash_{dash.port}={sid}", "X-CSRF-Token": csrf},  # a cookie is no session
     ):
         status, _, body = call(dash, "POST", "/api/action", action, headers)
         assert status in (401, 403), (headers, body)
-    # A second session's token does not work with the first session's cookie.
+    # A second session's token does not work with the first session.
     _, other_csrf = login(dash)
     status, _, _ = call(
-        dash, "POST", "/api/action", action, {"Cookie": cookie, "X-CSRF-Token": other_csrf}
+        dash, "POST", "/api/action", action, {SESSION: sid, "X-CSRF-Token": other_csrf}
     )
     assert status == 403
-    ok = {"Cookie": cookie, "X-CSRF-Token": csrf}
+    ok = {SESSION: sid, "X-CSRF-Token": csrf}
     # A cross-origin POST is refused even with the right token.
     foreign = {**ok, "Origin": "http://evil.example"}
     assert call(dash, "POST", "/api/action", action, foreign)[0] == 403
@@ -159,10 +171,10 @@ def test_actions_need_the_csrf_token(dash: Dashboard) -> None:
     assert call(dash, "POST", "/api/action", {"profile": "alpha"}, ok)[0] == 400
     assert call(dash, "GET", "/api/action", headers=ok)[0] == 404
     # Logout needs the token too, and ends the session.
-    assert call(dash, "POST", "/api/logout", {}, {"Cookie": cookie})[0] == 403
+    assert call(dash, "POST", "/api/logout", {}, {SESSION: sid})[0] == 403
     same_origin = {**ok, "Origin": f"http://127.0.0.1:{dash.port}"}
     assert call(dash, "POST", "/api/logout", {}, same_origin)[0] == 200
-    assert call(dash, "GET", "/api/state", headers={"Cookie": cookie})[0] == 401
+    assert call(dash, "GET", "/api/state", headers={SESSION: sid})[0] == 401
 
 
 def test_host_header_must_name_the_dashboard(dash: Dashboard) -> None:
@@ -174,8 +186,8 @@ def test_host_header_must_name_the_dashboard(dash: Dashboard) -> None:
 
 
 def test_log_tail_and_stream(dash: Dashboard) -> None:
-    cookie, _ = login(dash)
-    jar = {"Cookie": cookie}
+    sid, _ = login(dash)
+    jar = {SESSION: sid}
     status, _, body = call(dash, "GET", "/api/logs?profile=alpha&lines=3", headers=jar)
     assert status == 200 and json.loads(body)["lines"] == ["line 97", "line 98", "line 99"]
     status, _, body = call(dash, "GET", "/api/logs?profile=beta", headers=jar)
@@ -186,7 +198,7 @@ def test_log_tail_and_stream(dash: Dashboard) -> None:
     with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
         sock.sendall(
             f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{dash.port}\r\n"
-            f"Cookie: {cookie}\r\n\r\n".encode()
+            f"{SESSION}: {sid}\r\n\r\n".encode()
         )
         data = b""
         # Two whole snapshots: the current one at once, then the next refresh.
@@ -216,10 +228,10 @@ def test_bad_requests_get_one_line_errors(dash: Dashboard) -> None:
         with socket.create_connection(("127.0.0.1", dash.port), timeout=10) as sock:
             sock.sendall(b"POST /api/login HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n")
             assert sock.recv(100).startswith((b"HTTP/1.1 400", b"HTTP/1.1 413"))
-    cookie, _ = login(dash)
+    sid, _ = login(dash)
     for lines in ("%C2%B2", "9" * 5000):
         status, _, body = call(
-            dash, "GET", f"/api/logs?profile=alpha&lines={lines}", None, {"Cookie": cookie}
+            dash, "GET", f"/api/logs?profile=alpha&lines={lines}", None, {SESSION: sid}
         )
         assert status == 400 and json.loads(body)["error"].startswith("lines must be")
 
@@ -318,8 +330,8 @@ def test_cli_opens_the_browser_with_a_one_time_code(home: Path, tmp_path: Path) 
         assert isinstance(opened, str) and opened.startswith(dash.url + "#code=")
         assert dash.secret not in opened
         code = opened.split("#code=", 1)[1]
-        status, headers, _ = call(dash, "POST", "/api/login", {"code": code})
-        assert status == 200 and "set-cookie" in headers
+        status, _, granted = call(dash, "POST", "/api/login", {"code": code})
+        assert status == 200 and json.loads(granted)["session"]
         assert call(dash, "POST", "/api/login", {"code": code})[0] == 401
     finally:
         Dashboard(proc, "", 0, "", output).stop()

@@ -1,14 +1,20 @@
 // The host dashboard page. It holds no data until it has a session: the secret comes from
-// the URL fragment (never sent to a server) or the login form, is traded for an HttpOnly
-// cookie, and is then wiped from the address bar. Actions carry the session's CSRF token.
+// the URL fragment (never sent to a server) or the login form, is traded for a session id,
+// and is then wiped from the address bar. The session id lives in this tab's sessionStorage
+// (a reload keeps it, a new tab needs the URL again) and goes out as the X-Dashboard-Session
+// header on every API call, never as a cookie (browsers send 127.0.0.1 cookies to every
+// port, so another local web server would get it). Actions carry the session's CSRF token.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
   const SVG = 'http://www.w3.org/2000/svg';
   const COLUMNS = ['Profile', 'State', 'Health', 'Latency', 'Port', 'Uptime', 'Restarts',
     'RSS', 'Clients', 'Actions'];
+  const STORE = 'openclaw.dashboard.session';
+  let sid = null;
   let csrf = null;
-  let source = null;
+  let stream = null;           // AbortController of the open event stream
+  const memoryStore = new Map(); // when the browser disables sessionStorage (it throws then)
   const rows = new Map();      // name -> {tr, logs, cells, buttons}
   const busy = new Set();      // profiles with an action in flight
   const openLogs = new Set();  // profiles whose log tail is shown
@@ -19,23 +25,45 @@
     el.classList.toggle('bad', !!bad);
   }
 
+  function storedSession() {
+    if (memoryStore.has(STORE)) return memoryStore.get(STORE);
+    try { return sessionStorage.getItem(STORE); } catch (err) { return null; }
+  }
+  function keepSession(value) {
+    try { sessionStorage.setItem(STORE, value); } catch (err) { memoryStore.set(STORE, value); }
+  }
+  function dropSession() {
+    memoryStore.delete(STORE);
+    try { sessionStorage.removeItem(STORE); } catch (err) { /* storage disabled */ }
+  }
+
+  // Every API call: the session header, no cookies sent or kept.
+  function api(path, init) {
+    const headers = { 'X-Dashboard-Session': sid || '', ...((init && init.headers) || {}) };
+    return fetch(path, { cache: 'no-store', credentials: 'omit', ...init, headers });
+  }
+
   async function login(body) {
-    const r = await fetch('/api/login', {
-      method: 'POST', credentials: 'same-origin', cache: 'no-store',
-      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    const r = await api('/api/login', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
     });
     if (!r.ok) {
       $('login-error').textContent = 'That secret is wrong (or the link was already used).';
       return false;
     }
-    csrf = (await r.json()).csrf;
+    const granted = await r.json();
+    sid = granted.session;
+    csrf = granted.csrf;
+    keepSession(sid);
     $('login-error').textContent = '';
     return true;
   }
 
   function showLogin() {
-    if (source) { source.close(); source = null; }
+    if (stream) { stream.abort(); stream = null; }
+    sid = null;
     csrf = null;
+    dropSession();
     for (const name of [...rows.keys()]) dropRow(name);
     $('summary').textContent = '';
     $('board').hidden = true;
@@ -51,16 +79,38 @@
     connect();
   }
 
-  function connect() {
-    if (source) source.close();
-    source = new EventSource('/api/events');
-    source.onmessage = (event) => render(JSON.parse(event.data));
-    source.onerror = async () => {
-      if (source && source.readyState !== EventSource.CLOSED) return; // it reconnects itself
-      const r = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
-      if (r.status === 401) showLogin();
-      else window.setTimeout(connect, 2000);
-    };
+  // The live stream, read with fetch (EventSource cannot send the session header, and the
+  // session id must never be in a URL): server-sent events, one JSON snapshot per `data:`.
+  async function connect() {
+    if (stream) stream.abort();
+    const ctl = new AbortController();
+    stream = ctl;
+    try {
+      const r = await api('/api/events', { signal: ctl.signal });
+      if (r.status === 401) { if (stream === ctl) showLogin(); return; }
+      if (!r.ok || !r.body) throw new Error('stream answered ' + r.status);
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const data = buffer.slice(0, cut).split('\n').filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6)).join('\n');
+          buffer = buffer.slice(cut + 2);
+          if (data) render(JSON.parse(data));
+        }
+      }
+    } catch (err) { /* a dropped stream: decided below */ }
+    if (stream !== ctl || ctl.signal.aborted) return;
+    // The stream ended: logged out elsewhere (401), or the server went away (try again).
+    const r = await api('/api/session').catch(() => null);
+    if (stream !== ctl) return;
+    if (r && r.status === 401) showLogin();
+    else window.setTimeout(() => { if (stream === ctl) connect(); }, 2000);
   }
 
   // -- formatting ----------------------------------------------------------------------------
@@ -249,8 +299,8 @@
 
   // -- actions and logs ------------------------------------------------------------------------
   async function post(path, payload) {
-    const r = await fetch(path, {
-      method: 'POST', credentials: 'same-origin', cache: 'no-store',
+    const r = await api(path, {
+      method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf || '' },
       body: JSON.stringify(payload),
     });
@@ -278,8 +328,7 @@
   async function loadLogs(name) {
     const r = rows.get(name);
     if (!r) return;
-    const resp = await fetch('/api/logs?profile=' + encodeURIComponent(name) + '&lines=40',
-      { credentials: 'same-origin', cache: 'no-store' });
+    const resp = await api('/api/logs?profile=' + encodeURIComponent(name) + '&lines=40');
     const body = await resp.json().catch(() => ({}));
     if (resp.status === 401) { showLogin(); return; }
     r.pre.textContent = resp.ok ? (body.lines.length ? body.lines.join('\n') : '(the log is empty)')
@@ -326,8 +375,10 @@
   async function boot() {
     const viaFragment = await fromFragment();
     if (viaFragment) { showBoard(); return; }
-    const r = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
-    if (r.ok) {
+    // A reload in the same tab: the session id kept in sessionStorage, if still live.
+    sid = storedSession();
+    const r = sid ? await api('/api/session') : null;
+    if (r && r.ok) {
       csrf = (await r.json()).csrf;
       showBoard();
     } else {
