@@ -256,7 +256,13 @@ class DashboardServer:
                     writer.write(b"data: " + self.board.encoded + b"\n\n")
                 else:
                     writer.write(b": keepalive\n\n")
-                await writer.drain()
+                try:
+                    # A page that stopped reading must not hold a stream slot forever.
+                    await asyncio.wait_for(writer.drain(), 2 * KEEPALIVE_S)
+                except TimeoutError:
+                    _LOG.info("dashboard: dropped a stream that stopped reading")
+                    writer.transport.abort()  # close() would wait for the unread bytes
+                    break
                 await self.board.wait_newer(seen, KEEPALIVE_S)
         finally:
             self._streams -= 1

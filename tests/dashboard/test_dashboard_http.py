@@ -3,6 +3,7 @@ headers, the live stream, log tails, bad input, and the CLI's own errors."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -424,3 +425,60 @@ def test_a_failed_refresh_keeps_the_last_snapshot(home: Path) -> None:
         assert [row.name for row in board.rows] == ["alpha"]
 
     asyncio.run(scenario())
+
+
+class _FloodBoard:
+    """A board whose every wait brings a new 256 KiB snapshot: a stream that is not read
+    fills the socket buffers within a few rounds."""
+
+    def __init__(self) -> None:
+        self.version = 1
+        self.encoded = b'{"pad":"' + b"x" * 256 * 1024 + b'"}'
+
+    async def refresh(self) -> None:
+        return None
+
+    async def wait_newer(self, version: int, timeout: float) -> bool:
+        await asyncio.sleep(0)
+        self.version += 1
+        return True
+
+
+def test_a_stream_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """writer.drain() is bounded: a page that stops reading frees its stream slot."""
+    from openclaw_multi.dashboard import server as server_mod
+
+    monkeypatch.setattr(server_mod, "KEEPALIVE_S", 0.25)
+
+    async def scenario() -> None:
+        gate = Gatekeeper()
+        granted = gate.login(secret=gate.secret)
+        assert granted is not None
+        dash = DashboardServer(cast(Board, _FloodBoard()), gate)
+        await dash.start(0)
+        try:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_connect(sock, ("127.0.0.1", dash.port))
+            head = (
+                f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{dash.port}\r\n"
+                f"{SESSION}: {granted[0]}\r\n\r\n"
+            )
+            await loop.sock_sendall(sock, head.encode())
+            try:
+                # The stream opens (a slot taken), then this client never reads again.
+                deadline = loop.time() + 20.0
+                while dash._streams == 0:
+                    assert loop.time() < deadline, "the stream never opened"
+                    await asyncio.sleep(0.01)
+                while dash._streams != 0:
+                    assert loop.time() < deadline, "a stalled stream still holds its slot"
+                    await asyncio.sleep(0.05)
+            finally:
+                sock.close()
+        finally:
+            await dash.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30.0))
