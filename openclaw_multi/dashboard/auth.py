@@ -16,13 +16,19 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
+
+from openclaw_multi.protocol.limits import FailedAuthThrottle
 
 MAX_SESSIONS: Final = 64
 SESSION_TTL_S: Final = 12 * 3600.0
 MAX_CODES: Final = 16
 CODE_TTL_S: Final = 120.0
+# Refused logins logged per peer and minute; past that, one line says the rest are not.
+LOGGED_FAILURES_PER_MINUTE: Final = 5
+FAILURE_WINDOW_S: Final = 60.0
+MAX_FAILURE_PEERS: Final = 1024
 
 
 @dataclass
@@ -102,3 +108,60 @@ class Gatekeeper:
         """Forget a session."""
         if sid:
             self._sessions.pop(sid, None)
+
+
+@dataclass
+class _Window:
+    started: float
+    count: int = 0
+
+
+@dataclass
+class LoginFailures:
+    """Refused logins per peer: how long to hold back each reply, and which to log.
+
+    Guessing is slowed as on the gateway (0.5 s doubling to 5 s, forgotten on success), and a
+    guesser cannot fill the log: the first ``LOGGED_FAILURES_PER_MINUTE`` refusals of a peer
+    in a minute get a line each, the next one a line saying the rest are not logged, and the
+    first line of the following minute says how many were left out.
+    """
+
+    throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
+    _windows: dict[str, _Window] = field(default_factory=dict)
+    _unlogged: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, peer: str, now: float) -> tuple[float, str | None]:
+        """Count a refused login from ``peer`` at monotonic ``now``.
+
+        Returns:
+            (seconds to delay the refusal, the line to log or None to stay quiet).
+        """
+        delay = self.throttle.record_failure(peer, now)
+        window = self._windows.get(peer)
+        if window is None or now - window.started >= FAILURE_WINDOW_S:
+            if len(self._windows) >= MAX_FAILURE_PEERS and peer not in self._windows:
+                self._forget_oldest()
+            window = self._windows[peer] = _Window(started=now)
+        window.count += 1
+        if window.count <= LOGGED_FAILURES_PER_MINUTE:
+            line = f"dashboard: refused a login from {peer}; reply delayed {delay:.1f}s"
+            skipped = self._unlogged.pop(peer, 0)
+            if skipped:
+                line += f" ({skipped} more refused in the previous minute, not logged)"
+            return delay, line
+        self._unlogged[peer] = self._unlogged.get(peer, 0) + 1
+        if window.count == LOGGED_FAILURES_PER_MINUTE + 1:
+            return delay, (
+                f"dashboard: more refused logins from {peer}; not logging them for the rest "
+                "of this minute"
+            )
+        return delay, None
+
+    def succeeded(self, peer: str) -> None:
+        """A login from ``peer`` worked: its next failure is not delayed."""
+        self.throttle.record_success(peer)
+
+    def _forget_oldest(self) -> None:
+        oldest = min(self._windows, key=lambda p: self._windows[p].started)
+        del self._windows[oldest]
+        self._unlogged.pop(oldest, None)

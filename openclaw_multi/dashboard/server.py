@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from importlib import resources
 from typing import Any, Final
 
@@ -41,7 +42,7 @@ import msgspec
 from openclaw_multi.errors import UsageError
 
 from . import http
-from .auth import Gatekeeper
+from .auth import Gatekeeper, LoginFailures
 from .model import ActionError, Board
 
 _LOG = logging.getLogger("openclaw.dashboard")
@@ -102,6 +103,7 @@ class DashboardServer:
         self._server: asyncio.Server | None = None
         self._streams = 0
         self._connections = 0
+        self._failures = LoginFailures()
         self._assets = {path: (load_asset(name), kind) for path, (name, kind) in _ASSETS.items()}
 
     @property
@@ -143,7 +145,8 @@ class DashboardServer:
             if request.path == "/api/events" and request.method == "GET":
                 await self._stream(request, writer)
                 return
-            writer.write(await self._route(request))
+            peer = writer.get_extra_info("peername")
+            writer.write(await self._route(request, str(peer[0]) if peer else "?"))
             await writer.drain()
         except (ConnectionError, OSError):
             pass
@@ -168,7 +171,7 @@ class DashboardServer:
         # The header only: a cookie would reach every loopback port, not just this one.
         return request.headers.get(SESSION_HEADER)
 
-    async def _route(self, request: http.Request) -> bytes:
+    async def _route(self, request: http.Request, peer: str) -> bytes:
         method, path = request.method, request.path
         if path in self._assets:
             if method not in ("GET", "HEAD"):
@@ -180,7 +183,7 @@ class DashboardServer:
         if method == "POST" and not self._origin_ok(request):
             return self._json(403, {"error": "cross-origin request refused"})
         if path == "/api/login" and method == "POST":
-            return self._login(request)
+            return await self._login(request, peer)
         session = self.gate.session(self._sid(request))
         if session is None:
             return self._json(401, {"error": "login required"})
@@ -203,15 +206,19 @@ class DashboardServer:
             return self._json(200, {"ok": True})
         return self._json(404, {"error": "not found"})
 
-    def _login(self, request: http.Request) -> bytes:
+    async def _login(self, request: http.Request, peer: str) -> bytes:
         try:
             creds = msgspec.json.decode(request.body, type=_Login)
         except msgspec.DecodeError:
             return self._json(400, {"error": "expected JSON {secret} or {code}"})
         granted = self.gate.login(secret=creds.secret, code=creds.code)
         if granted is None:
-            _LOG.warning("dashboard: refused a login")
+            delay, line = self._failures.failed(peer, time.monotonic())
+            if line is not None:
+                _LOG.warning("%s", line)
+            await asyncio.sleep(delay)  # guessing is slow (as the gateway's handshake)
             return self._json(401, {"error": "wrong or spent secret"})
+        self._failures.succeeded(peer)
         sid, csrf = granted
         return self._json(200, {"session": sid, "csrf": csrf})
 

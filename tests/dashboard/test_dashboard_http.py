@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -482,3 +483,70 @@ def test_a_stream_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch)
             await dash.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30.0))
+
+
+def test_refused_logins_are_slowed_and_their_logging_is_bounded() -> None:
+    from openclaw_multi.dashboard.auth import LOGGED_FAILURES_PER_MINUTE, LoginFailures
+
+    failures = LoginFailures()
+    lines = []
+    delays = []
+    for i in range(20):
+        delay, line = failures.failed("127.0.0.1", 1000.0 + i)
+        delays.append(delay)
+        lines.append(line)
+    # Slowed as the gateway's handshake: 0.5 s doubling to 5 s.
+    assert delays[:6] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    logged = [line for line in lines if line is not None]
+    assert len(logged) == LOGGED_FAILURES_PER_MINUTE + 1
+    assert all("refused a login from 127.0.0.1" in line for line in logged[:-1])
+    assert "not logging them" in logged[-1]
+    # Another peer has its own budget; the next minute says how many were left out.
+    assert failures.failed("::1", 1001.0)[1] is not None
+    delay, line = failures.failed("127.0.0.1", 1000.0 + 61)
+    assert line is not None and "15 more refused in the previous minute" in line
+    # A success forgets the slowing (the next failure is back to 0.5 s).
+    failures.succeeded("127.0.0.1")
+    assert failures.failed("127.0.0.1", 1062.0)[0] == 0.5
+
+
+def test_a_refused_login_reply_is_delayed_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Through the server: each refusal waits its delay; the log holds at most N+1 lines."""
+    from openclaw_multi.dashboard.auth import LOGGED_FAILURES_PER_MINUTE
+
+    async def post_login(port: int, secret: str) -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = json.dumps({"secret": secret}).encode()
+        writer.write(
+            f"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        answer = await reader.read()
+        writer.close()
+        return int(answer.split(b" ", 2)[1]), loop.time() - started
+
+    async def scenario() -> None:
+        gate = Gatekeeper()
+        dash = DashboardServer(cast(Board, _FloodBoard()), gate)
+        # Short delays keep the test quick; the shape is the unit test's.
+        dash._failures.throttle.initial = 0.05
+        dash._failures.throttle.maximum = 0.2
+        await dash.start(0)
+        try:
+            for attempt in range(LOGGED_FAILURES_PER_MINUTE + 4):
+                status, took = await post_login(dash.port, "wrong")
+                assert status == 401
+                assert took >= min(0.2, 0.05 * 2**attempt) * 0.9, (attempt, took)
+            status, _ = await post_login(dash.port, gate.secret)
+            assert status == 200
+        finally:
+            await dash.close()
+
+    with caplog.at_level(logging.WARNING, logger="openclaw.dashboard"):
+        asyncio.run(asyncio.wait_for(scenario(), 30.0))
+    refused = [r.getMessage() for r in caplog.records if "login" in r.getMessage()]
+    assert len(refused) == LOGGED_FAILURES_PER_MINUTE + 1, refused
+    assert "wrong" not in " ".join(refused)  # what was typed is never logged
