@@ -341,8 +341,16 @@ class DeviceRegistry:
         local: bool,
         now: int,
     ) -> PairedDevice | Rejected:
+        origin = conn.origin[0]
         silent = proto.allow_silent_approval(
-            reason, local=local, auto_approve_local=self.auto_approve_local, method=method
+            reason,
+            local=local,
+            auto_approve_local=self.auto_approve_local,
+            method=method,
+            # A web page's connect (its upgrade carried an Origin) pairs silently only as
+            # the Control UI or webchat, as the reference rules.
+            browser_origin=bool(origin and origin.strip()),
+            ui_client=proto.is_ui_or_webchat_client(params.client.id, params.client.mode),
         )
         request, created = self._request(conn, params, proof, silent, now)
         if silent:

@@ -325,16 +325,38 @@ def pairing_reason(
     return None
 
 
+# The reference's isOperatorUiClient (less the browser copilot) and isWebchatClient.
+_UI_CLIENT_IDS: Final = frozenset({"openclaw-control-ui", "openclaw-tui", "webchat-ui"})
+
+
+def is_ui_or_webchat_client(client_id: str, mode: str) -> bool:
+    """The Control UI, the TUI, or webchat: clients whose browser connects may pair silently."""
+    return client_id in _UI_CLIENT_IDS or mode == "webchat"
+
+
 def allow_silent_approval(
-    reason: PairingReason, *, local: bool, auto_approve_local: bool, method: str
+    reason: PairingReason,
+    *,
+    local: bool,
+    auto_approve_local: bool,
+    method: str,
+    browser_origin: bool = False,
+    ui_client: bool = False,
 ) -> bool:
     """Whether a pairing is approved on the spot (``shouldAllowSilentLocalPairing``).
 
     Only for a direct loopback connect, and only while ``gateway.nodes.pairing.autoApproveLocal``
     is not false; a scope upgrade further needs the connect to be shared-secret (or open)
-    authenticated, not by a device token.
+    authenticated, not by a device token. A connect whose upgrade carried an ``Origin``
+    (``browser_origin``: a web page) is never approved silently unless it is the Control UI
+    or webchat (``ui_client``, see :func:`is_ui_or_webchat_client`): a local page the user
+    happens to visit must not pair itself as, say, the CLI.
     """
-    if not local or not auto_approve_local:
+    if not local:
+        return False
+    if browser_origin and not ui_client:
+        return False
+    if not auto_approve_local:
         return False
     if reason == "scope-upgrade":
         return method in ("none", "token", "password")

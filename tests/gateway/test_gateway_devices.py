@@ -368,3 +368,82 @@ def test_a_token_issued_at_connect_survives_a_sigkill_right_after_hello_ok(
     assert res["ok"] is True, res
     assert res["payload"]["auth"]["method"] == "device-token"
     again.close()
+
+
+class OriginWire(EventWire):
+    """An EventWire whose upgrade carries an ``Origin`` header, as a web page's would."""
+
+    def __init__(self, port: int, origin: str) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(
+            f"ws://127.0.0.1:{port}/",
+            compression=None,
+            proxy=None,
+            open_timeout=5,
+            close_timeout=5,
+            ping_interval=None,
+            origin=origin,  # type: ignore[arg-type]
+            legacy=True,  # a plain object, closed explicitly, as tests/wire.py does
+        )
+        self.challenge = self.recv()
+        self.events = []
+
+
+def test_a_web_page_is_not_paired_silently(
+    home: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """An Origin on the upgrade (a browser page, even this gateway's own origin) means no
+    silent local pairing unless the client is the Control UI or webchat (the reference's
+    shouldAllowSilentLocalPairing): it waits for an operator instead."""
+    gw = token_gateway(home, gateway_factory)
+    own = f"http://127.0.0.1:{gw.port}"
+    op = operator(gw.port)
+    key = Key()
+    page = OriginWire(gw.port, own)
+    res = page.call("connect", key.params(page.challenge, auth={"token": TOKEN}))
+    error = assert_refused(page, res, "PAIRING_REQUIRED")
+    assert error["code"] == "NOT_PAIRED"
+    requested = next_event(op, "device.pair.requested")
+    assert requested["deviceId"] == key.device_id and not requested.get("silent")
+    listed = op.call("device.pair.list")["payload"]
+    assert [p["deviceId"] for p in listed["pending"]] == [key.device_id]
+    assert listed["paired"] == []
+
+    # The same device without an Origin (not a browser) is paired on the spot.
+    wire, res = key.connect(gw.port, auth={"token": TOKEN})
+    assert res["ok"] is True, res
+    wire.close()
+
+    # The Control UI from its own page (an Origin) still pairs silently, as in the reference.
+    ui_key = Key()
+    ui = OriginWire(gw.port, own)
+    control_ui = {"id": "openclaw-control-ui", "version": "1", "platform": "web", "mode": "webchat"}
+    res = ui.call("connect", ui_key.params(ui.challenge, client=control_ui, auth={"token": TOKEN}))
+    assert res["ok"] is True, res
+    paired = {p["deviceId"]: p for p in op.call("device.pair.list")["payload"]["paired"]}
+    assert paired[ui_key.device_id]["approvedVia"] == "silent"
+    ui.close()
+    op.close()
+
+
+def test_silent_approval_rule_with_an_origin() -> None:
+    rule = d.allow_silent_approval
+    base: dict[str, Any] = {"local": True, "auto_approve_local": True, "method": "token"}
+    assert rule("not-paired", **base)
+    assert not rule("not-paired", **base, browser_origin=True)
+    assert not rule("role-upgrade", **base, browser_origin=True)
+    assert rule("not-paired", **base, browser_origin=True, ui_client=True)
+    # An Origin never makes a remote or disabled pairing silent.
+    assert not rule("not-paired", **{**base, "local": False}, browser_origin=True, ui_client=True)
+    off = {**base, "auto_approve_local": False}
+    assert not rule("not-paired", **off, browser_origin=True, ui_client=True)
+    for client_id, mode in (
+        ("openclaw-control-ui", "ui"),
+        ("openclaw-tui", "ui"),
+        ("webchat-ui", "ui"),
+        ("anything", "webchat"),
+    ):
+        assert d.is_ui_or_webchat_client(client_id, mode)
+    assert not d.is_ui_or_webchat_client("cli", "cli")
+    assert not d.is_ui_or_webchat_client("openclaw-browser-copilot", "ui")
