@@ -1,9 +1,10 @@
 """Fault injection for the fault suite (``tests/faults/``): stop a process at a named phase.
 
 Off unless ``OPENCLAW_FAULT_STOP_AT`` is set, and read once, at import. When a
-:func:`checkpoint` call names that phase, the process sends itself ``SIGSTOP``: it freezes
-exactly there, and a test that sees state ``T`` in ``/proc/<pid>/stat`` can ``kill -9`` it
-at that point, deterministically, without sleeping or racing the code under test.
+:func:`checkpoint` call names that phase, the process sends itself ``SIGSTOP`` (again after
+every ``SIGCONT``): it freezes exactly there for good, and a test that sees state ``T`` in
+``/proc/<pid>/stat`` can ``kill -9`` it at that point, deterministically, without sleeping
+or racing the code under test.
 
 ``OPENCLAW_FAULT_ONCE=<path>`` makes the fault one-shot across processes: the stop happens
 only in the process that creates ``<path>`` (``O_EXCL``), so the replacement a supervisor
@@ -71,4 +72,8 @@ def checkpoint(phase: str) -> None:
             os.close(os.open(_ONCE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError:
             return  # another process took the one shot (or the path is unusable)
-    os.kill(os.getpid(), signal.SIGSTOP)
+    # Stay frozen: a supervisor sends SIGCONT right after SIGTERM (to wake a stopped
+    # process), and that must not let a frozen phase run on before the test sees state T;
+    # only SIGKILL ends the process from here.
+    while True:
+        os.kill(os.getpid(), signal.SIGSTOP)
