@@ -224,6 +224,19 @@ class SessionStore:
         now = int(time.time() * 1000) if ts is None else ts
         blocks_json = json.dumps(blocks, ensure_ascii=False) if blocks else None
         tool_json = json.dumps(tool, ensure_ascii=False) if tool else None
+        # The stored columns after session_key, in the order _message reads them (after id).
+        fields = (
+            role,
+            text,
+            now,
+            run_id,
+            channel,
+            sender,
+            stop_reason,
+            error,
+            blocks_json,
+            tool_json,
+        )
         try:
             with self._db:  # one transaction: the session row, the message, the inbox
                 if role == "user" and run_id:
@@ -238,36 +251,11 @@ class SessionStore:
                 cursor = self._db.execute(
                     "INSERT INTO messages (session_key, role, text, ts, run_id, channel, sender,"
                     " stop_reason, error, blocks, tool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        session_key,
-                        role,
-                        text,
-                        now,
-                        run_id,
-                        channel,
-                        sender,
-                        stop_reason,
-                        error,
-                        blocks_json,
-                        tool_json,
-                    ),
+                    (session_key, *fields),
                 )
         except sqlite3.Error as err:
             raise SessionStoreError(f"cannot store message in {self.path}: {err}") from None
-        row = (
-            cursor.lastrowid,
-            role,
-            text,
-            now,
-            run_id,
-            channel,
-            sender,
-            stop_reason,
-            error,
-            blocks_json,
-            tool_json,
-        )
-        return _message(row)
+        return _message((cursor.lastrowid, *fields))
 
     # -- reads -----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
